@@ -1,0 +1,79 @@
+"""Reading request bodies within a limit, and decoding the two content types GitHub sends."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+
+
+class BodyError(Exception):
+    """A body that cannot be used; ``status`` is the HTTP status to answer with."""
+
+    status = 400
+
+
+class BodyTooLarge(BodyError):
+    status = 413
+
+
+class UnsupportedMediaType(BodyError):
+    status = 415
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def parse_json(data: bytes | str) -> Any:
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise BodyError("body is nested too deeply") from None
+    except ValueError as error:
+        # JSONDecodeError, bad UTF-8 and integers too long to convert are all ValueErrors.
+        raise BodyError(f"body is not valid JSON: {_first_line(error)}") from None
+
+
+def decode_webhook(body: bytes, content_type: str) -> dict[str, Any]:
+    """A delivery's payload, from either content type a GitHub hook can be set to."""
+    if content_type == JSON:
+        payload = parse_json(body)
+    elif content_type == FORM:
+        try:
+            fields = parse_qs(body.decode("utf-8"), strict_parsing=True, max_num_fields=100)
+        except (UnicodeDecodeError, ValueError):
+            raise BodyError("body is not a valid form") from None
+        values = fields.get("payload")
+        if not values:
+            raise BodyError("form has no payload field")
+        payload = parse_json(values[0])
+    else:
+        raise UnsupportedMediaType(f"content type must be {JSON} or {FORM}")
+    if not isinstance(payload, dict):
+        raise BodyError("payload is not a JSON object")
+    return payload
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0][:200]

@@ -1,0 +1,76 @@
+"""What the service records, whatever the source: GitHub webhooks or pipelines."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Outcome(enum.StrEnum):
+    ACCEPTED = "accepted"
+    IGNORED = "ignored"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    outcome: Outcome
+    detail: str | None = None
+    repository: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """A commit and its author time, the start of a change's lead time."""
+
+    sha: str
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    repository: str
+    environment: str
+    status: str
+    time: datetime
+    # None when the sender gave no id: such a deployment is never taken for a repeat.
+    key: str | None
+    sha: str | None = None
+    # The commits shipped, when the sender knows them (pipelines without a GitHub token).
+    commits: tuple[Commit, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PullRequest:
+    repository: str
+    number: int
+    action: str
+    created_at: datetime
+    key: str
+    merged_at: datetime | None = None
+    merge_commit_sha: str | None = None
+    head_sha: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    repository: str
+    ref: str
+    key: str
+    new_commits: int
+    commits: tuple[Commit, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentOpened:
+    repository: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentResolved:
+    repository: str
+    opened_at: datetime
+    resolved_at: datetime
+    key: str

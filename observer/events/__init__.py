@@ -1,0 +1,31 @@
+"""GitHub webhook events: one module each, chosen from a table by the event's name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from observer.domain import Outcome, Result
+from observer.events import deployment_status, issues, ping, pull_request, push
+from observer.recorder import Recorder
+
+Handler = Callable[[dict[str, Any], Recorder], Result]
+
+HANDLERS: Mapping[str, Handler] = {
+    "ping": ping.handle,
+    "deployment_status": deployment_status.handle,
+    "pull_request": pull_request.handle,
+    "push": push.handle,
+    "issues": issues.handle,
+}
+
+
+def dispatch(event: str, payload: dict[str, Any], recorder: Recorder) -> Result:
+    """Apply one authentic delivery; events without a handler are acknowledged and ignored.
+
+    Raises pydantic's ValidationError when a handled event lacks what it needs.
+    """
+    handler = HANDLERS.get(event)
+    if handler is None:
+        return Result(Outcome.IGNORED, f"event {event!r} is not used")
+    return handler(payload, recorder)

@@ -1,0 +1,50 @@
+"""``deployment_status``: a deployment reached a state; the terminal ones are counted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AwareDatetime
+
+from observer.domain import Deployment, Outcome, Result
+from observer.events.common import Environment, Model, Repository, Sha
+from observer.recorder import Recorder
+
+TERMINAL_STATES = frozenset({"success", "failure", "error"})
+
+
+class _Status(Model):
+    id: int
+    state: str
+    created_at: AwareDatetime
+    environment: Environment | None = None
+
+
+class _Deployment(Model):
+    id: int
+    sha: Sha
+    environment: Environment
+
+
+class Payload(Model):
+    deployment_status: _Status
+    deployment: _Deployment
+    repository: Repository
+
+
+def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
+    event = Payload.model_validate(payload)
+    status = event.deployment_status
+    if status.state not in TERMINAL_STATES:
+        return Result(Outcome.IGNORED, f"state {status.state!r} is not terminal")
+    return recorder.deployment(
+        Deployment(
+            repository=event.repository.full_name,
+            environment=status.environment or event.deployment.environment,
+            status=status.state,
+            time=status.created_at,
+            # Status ids are unique across GitHub, so two hooks delivering one status agree.
+            key=f"deployment_status:{status.id}",
+            sha=event.deployment.sha.lower(),
+        )
+    )

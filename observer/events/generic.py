@@ -1,0 +1,125 @@
+"""Events that pipelines push to ``/api/event``: deployments GitHub never sees, and incidents."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+)
+
+from observer.domain import (
+    Commit,
+    Deployment,
+    IncidentOpened,
+    IncidentResolved,
+    Result,
+)
+from observer.events.common import Environment, RepositoryName, Sha
+from observer.recorder import Recorder
+
+EventId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^\S+$")
+]
+
+
+class _Event(BaseModel):
+    # Unknown fields are refused so that a misspelt field is reported, not silently dropped.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    repository: RepositoryName = Field(description="The repository, as owner/name.")
+
+
+class ShippedCommit(BaseModel):
+    """A commit the deployment ships, with its author time: lead time without the GitHub API."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sha: Sha
+    timestamp: AwareDatetime = Field(description="The commit's author time, with a time zone.")
+
+
+class DeploymentEvent(_Event):
+    """A deployment that reached a terminal status."""
+
+    type: Literal["deployment"]
+    environment: Environment = Field(description="Lower-cased for the environment label.")
+    status: Literal["success", "failure", "error"]
+    timestamp: AwareDatetime = Field(description="When the deployment reached its status.")
+    sha: Sha | None = Field(default=None, description="The deployed commit.")
+    id: EventId | None = Field(
+        default=None, description="Makes the event idempotent: sent twice, counted once."
+    )
+    commits: list[ShippedCommit] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="The commits this deployment ships, when the pipeline knows them.",
+    )
+
+
+class IncidentEvent(_Event):
+    """An incident opened, or resolved."""
+
+    type: Literal["incident"]
+    action: Literal["opened", "resolved"]
+    id: EventId = Field(description="The incident's id; opened and resolved events share it.")
+    opened_at: AwareDatetime
+    resolved_at: AwareDatetime | None = Field(
+        default=None, validate_default=True, description="Required when action is resolved."
+    )
+
+    @field_validator("resolved_at")
+    @classmethod
+    def _resolution_is_consistent(
+        cls, value: AwareDatetime | None, info: ValidationInfo
+    ) -> AwareDatetime | None:
+        action, opened_at = info.data.get("action"), info.data.get("opened_at")
+        if action == "resolved" and value is None:
+            raise ValueError("required when action is resolved")
+        if value is not None and opened_at is not None and value < opened_at:
+            raise ValueError("is before opened_at")
+        return value
+
+
+Event = Annotated[DeploymentEvent | IncidentEvent, Field(discriminator="type")]
+
+EVENT = TypeAdapter[DeploymentEvent | IncidentEvent](Event)
+
+
+def event_list(max_items: int) -> TypeAdapter[list[DeploymentEvent | IncidentEvent]]:
+    return TypeAdapter(Annotated[list[Event], Field(min_length=1, max_length=max_items)])
+
+
+def apply(event: DeploymentEvent | IncidentEvent, recorder: Recorder) -> Result:
+    repository = event.repository.lower()
+    if isinstance(event, DeploymentEvent):
+        return recorder.deployment(
+            Deployment(
+                repository=event.repository,
+                environment=event.environment,
+                status=event.status,
+                time=event.timestamp,
+                key=f"api:deployment:{repository}:{event.id}" if event.id else None,
+                sha=event.sha.lower() if event.sha else None,
+                commits=tuple(Commit(c.sha.lower(), c.timestamp) for c in event.commits),
+            )
+        )
+    key = f"api:incident:{repository}:{event.id}"
+    if event.action == "opened":
+        return recorder.incident_opened(IncidentOpened(event.repository, key=f"{key}:opened"))
+    assert event.resolved_at is not None  # checked by the model
+    return recorder.incident_resolved(
+        IncidentResolved(
+            event.repository,
+            opened_at=event.opened_at,
+            resolved_at=event.resolved_at,
+            key=f"{key}:resolved",
+        )
+    )

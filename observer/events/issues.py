@@ -1,0 +1,56 @@
+"""``issues``: an issue carrying the incident label is an incident; closing it resolves it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AwareDatetime, Field
+
+from observer.domain import IncidentOpened, IncidentResolved, Outcome, Result
+from observer.events.common import Label, Model, Repository
+from observer.recorder import Recorder
+
+
+class _Issue(Model):
+    id: int
+    state: str
+    created_at: AwareDatetime
+    closed_at: AwareDatetime | None = None
+    labels: list[Label] = Field(default_factory=list, max_length=1000)
+
+
+class Payload(Model):
+    action: str
+    issue: _Issue
+    repository: Repository
+    label: Label | None = None
+
+
+def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
+    event = Payload.model_validate(payload)
+    issue = event.issue
+    wanted = recorder.incident_label
+    is_incident = any(label.name.lower() == wanted for label in issue.labels)
+    repository = event.repository.full_name
+    # GitHub sends both 'opened' and 'labeled' for an issue created with the label; one key
+    # per issue makes them one incident.
+    opened = IncidentOpened(repository, key=f"incident:issue:{issue.id}:opened")
+    if event.action == "opened" and is_incident:
+        return recorder.incident_opened(opened)
+    if (
+        event.action == "labeled"
+        and event.label is not None
+        and event.label.name.lower() == wanted
+        and issue.state == "open"
+    ):
+        return recorder.incident_opened(opened)
+    if event.action == "closed" and is_incident and issue.closed_at is not None:
+        return recorder.incident_resolved(
+            IncidentResolved(
+                repository,
+                opened_at=issue.created_at,
+                resolved_at=issue.closed_at,
+                key=f"incident:issue:{issue.id}:resolved",
+            )
+        )
+    return Result(Outcome.IGNORED, f"not an incident event (label {wanted!r})")

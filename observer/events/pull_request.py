@@ -1,0 +1,58 @@
+"""``pull_request``: opened, merged, or closed without merging."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AwareDatetime
+
+from observer.domain import Outcome, PullRequest, Result
+from observer.events.common import Model, Repository, Sha
+from observer.recorder import Recorder
+
+
+class _Head(Model):
+    sha: Sha
+
+
+class _PullRequest(Model):
+    id: int
+    number: int
+    created_at: AwareDatetime
+    closed_at: AwareDatetime | None = None
+    merged: bool | None = None
+    merged_at: AwareDatetime | None = None
+    merge_commit_sha: Sha | None = None
+    head: _Head
+
+
+class Payload(Model):
+    action: str
+    pull_request: _PullRequest
+    repository: Repository
+
+
+def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
+    event = Payload.model_validate(payload)
+    pr = event.pull_request
+    if event.action == "opened":
+        action, key = "opened", f"pull_request:{pr.id}:opened"
+    elif event.action == "closed" and pr.merged_at is not None:
+        action, key = "merged", f"pull_request:{pr.id}:merged"
+    elif event.action == "closed":
+        # A pull request can be closed, reopened and closed again: each closing counts.
+        action, key = "closed", f"pull_request:{pr.id}:closed:{pr.closed_at}"
+    else:
+        return Result(Outcome.IGNORED, f"action {event.action!r} is not counted")
+    return recorder.pull_request(
+        PullRequest(
+            repository=event.repository.full_name,
+            number=pr.number,
+            action=action,
+            created_at=pr.created_at,
+            key=key,
+            merged_at=pr.merged_at,
+            merge_commit_sha=pr.merge_commit_sha.lower() if pr.merge_commit_sha else None,
+            head_sha=pr.head.sha.lower(),
+        )
+    )

@@ -1,0 +1,38 @@
+"""``push``: commits new to the repository are counted; every commit's time is remembered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AwareDatetime, Field
+
+from observer.domain import Commit, Push, Result
+from observer.events.common import Model, Repository, Sha
+from observer.recorder import Recorder
+
+
+class _Commit(Model):
+    id: Sha
+    timestamp: AwareDatetime
+    distinct: bool = True
+
+
+class Payload(Model):
+    ref: str = Field(max_length=1000)
+    before: Sha
+    after: Sha
+    commits: list[_Commit] = Field(default_factory=list, max_length=10_000)
+    repository: Repository
+
+
+def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
+    event = Payload.model_validate(payload)
+    return recorder.push(
+        Push(
+            repository=event.repository.full_name,
+            ref=event.ref,
+            key=f"push:{event.repository.full_name.lower()}:{event.ref}:{event.before}:{event.after}",
+            new_commits=sum(1 for commit in event.commits if commit.distinct),
+            commits=tuple(Commit(c.id.lower(), c.timestamp) for c in event.commits),
+        )
+    )

@@ -1,0 +1,197 @@
+"""Every metric the service exports, defined once and bound to one registry."""
+
+from __future__ import annotations
+
+import platform
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from observer import __version__
+
+# One bucket set for every duration, holding the DORA tier edges (1 h, 1 d, 1 w, 30 d) so that
+# tiers can be read straight off the buckets.
+DURATION_BUCKETS = (
+    60, 300, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800, 345600,
+    604800, 1209600, 2592000, 5184000, 7776000, 15552000, float("inf"),
+)  # fmt: skip
+
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+API_CALL_BUCKETS = (0, 1, 2, 3, 5, 8, 13, 21, 34)
+
+DEPLOYMENT_STATUSES = ("success", "failure", "error")
+PULL_REQUEST_ACTIONS = ("opened", "merged", "closed")
+WEBHOOK_RESULTS = ("accepted", "ignored", "duplicate", "unauthorized", "malformed", "too_large")
+API_RESULTS = ("accepted", "duplicate", "invalid", "unauthorized")
+WEBHOOK_EVENTS = ("ping", "deployment_status", "pull_request", "push", "issues", "other")
+API_EVENT_TYPES = ("deployment", "incident", "other")
+ENRICHMENT_FAILURES = (
+    "rate_limited", "timeout", "unreachable", "server_error", "not_found",
+    "unauthorized", "malformed", "error",
+)  # fmt: skip
+
+
+class Metrics:
+    """The exporter's metrics, each created in ``registry`` with its known label values."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+        # DORA primitives.
+        self.deployments = Counter(
+            "dora_deployments",
+            "Deployments that reached a terminal status.",
+            ["repository", "environment", "status"],
+            registry=registry,
+        )
+        self.lead_time = self._duration(
+            "dora_lead_time_seconds",
+            "Changes newly shipped by a successful deployment: deployment time minus the "
+            "change's first commit time.",
+            ["repository", "environment"],
+        )
+        self.merge_to_deploy = self._duration(
+            "dora_merge_to_deploy_seconds",
+            "Merged pull requests newly shipped by a successful deployment: deployment time "
+            "minus merge time.",
+            ["repository", "environment"],
+        )
+        self.deployment_recovery = self._duration(
+            "dora_deployment_recovery_seconds",
+            "Successful deployments after failed ones: time since the first failure.",
+            ["repository", "environment"],
+        )
+        self.incidents_opened = Counter(
+            "dora_incidents_opened",
+            "Incidents opened.",
+            ["repository"],
+            registry=registry,
+        )
+        self.incident_recovery = self._duration(
+            "dora_incident_recovery_seconds",
+            "Incidents resolved: resolved time minus opened time.",
+            ["repository"],
+        )
+
+        # GitHub activity, by repository and never by person.
+        self.pull_requests = Counter(
+            "github_pull_requests",
+            "Pull requests opened, merged, or closed unmerged.",
+            ["repository", "action"],
+            registry=registry,
+        )
+        self.pull_request_cycle_time = self._duration(
+            "github_pull_request_cycle_time_seconds",
+            "Merged pull requests: merge time minus creation time.",
+            ["repository"],
+        )
+        self.commits_pushed = Counter(
+            "github_commits_pushed",
+            "Commits pushed that were new to the repository.",
+            ["repository"],
+            registry=registry,
+        )
+
+        # The service's own health.
+        self.build_info = Info(
+            "observer_build", "The running observer's version.", registry=registry
+        )
+        self.build_info.info({"version": __version__, "python": platform.python_version()})
+        self.webhook_deliveries = Counter(
+            "observer_webhook_deliveries",
+            "Deliveries to /webhook, by event and outcome.",
+            ["event", "result"],
+            registry=registry,
+        )
+        self.api_events = Counter(
+            "observer_api_events",
+            "Events pushed to /api/event, by type and outcome.",
+            ["type", "result"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "observer_request_duration_seconds",
+            "Time to answer a /webhook or /api/event request.",
+            ["endpoint"],
+            buckets=REQUEST_BUCKETS,
+            registry=registry,
+        )
+        self.labels_folded = Counter(
+            "observer_label_values_folded",
+            "Events whose label value was folded into 'other' because its cap was reached.",
+            ["label"],
+            registry=registry,
+        )
+        self.last_event = Gauge(
+            "observer_last_event_timestamp_seconds",
+            "Unix time of the last event accepted for a repository.",
+            ["repository"],
+            registry=registry,
+        )
+
+        # GitHub API enrichment.
+        self.github_requests = Counter(
+            "observer_github_api_requests",
+            "Requests to the GitHub API, by HTTP status code ('error' when none came back).",
+            ["status"],
+            registry=registry,
+        )
+        self.github_request_duration = Histogram(
+            "observer_github_api_request_duration_seconds",
+            "Time taken by requests to the GitHub API.",
+            buckets=REQUEST_BUCKETS,
+            registry=registry,
+        )
+        self.github_rate_limit_remaining = Gauge(
+            "observer_github_rate_limit_remaining",
+            "Requests left in the GitHub API's primary rate limit, as it last reported.",
+            registry=registry,
+        )
+        self.enrichment_queue_depth = Gauge(
+            "observer_enrichment_queue_depth",
+            "Deployments waiting for lead-time enrichment.",
+            registry=registry,
+        )
+        self.enrichment_dropped = Counter(
+            "observer_enrichment_dropped",
+            "Deployments not enriched because the queue was full or the service stopped.",
+            registry=registry,
+        )
+        self.enrichment_failures = Counter(
+            "observer_enrichment_failures",
+            "Deployments whose enrichment failed, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.enrichment_truncated = Counter(
+            "observer_enrichment_compare_truncated",
+            "Deployments that shipped more commits than the compare pages read.",
+            registry=registry,
+        )
+        self.enrichment_api_calls = Histogram(
+            "observer_enrichment_api_calls",
+            "GitHub API calls made to enrich one deployment.",
+            buckets=API_CALL_BUCKETS,
+            registry=registry,
+        )
+
+        self._initialise_known_labels()
+
+    def _duration(self, name: str, documentation: str, labels: list[str]) -> Histogram:
+        return Histogram(
+            name, documentation, labels, buckets=DURATION_BUCKETS, registry=self.registry
+        )
+
+    def _initialise_known_labels(self) -> None:
+        # Series that exist from the start make rate() and absent() behave from the first scrape.
+        for event in WEBHOOK_EVENTS:
+            for result in WEBHOOK_RESULTS:
+                self.webhook_deliveries.labels(event=event, result=result)
+        for kind in API_EVENT_TYPES:
+            for result in API_RESULTS:
+                self.api_events.labels(type=kind, result=result)
+        for endpoint in ("webhook", "api_event"):
+            self.request_duration.labels(endpoint=endpoint)
+        for label in ("repository", "environment"):
+            self.labels_folded.labels(label=label)
+        for reason in ENRICHMENT_FAILURES:
+            self.enrichment_failures.labels(reason=reason)

@@ -1,0 +1,140 @@
+"""Configuration from the environment: one ``Settings`` object, validated at start."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Secrets that may come from a file instead of the environment, as Kubernetes mounts them.
+FILE_SECRETS = ("webhook_secret", "webhook_secret_previous", "github_token", "api_token")
+
+REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/(?:[A-Za-z0-9_.-]+|\*)$")
+
+
+class Settings(BaseSettings):
+    """Every setting the service reads; names are the environment variables, upper-cased."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    webhook_secret: SecretStr
+    webhook_secret_previous: SecretStr | None = None
+    github_token: SecretStr | None = None
+    github_api_url: AnyHttpUrl = AnyHttpUrl("https://api.github.com")
+    api_token: SecretStr | None = None
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+    repositories: Annotated[tuple[str, ...], NoDecode] = ()
+    production_environments: re.Pattern[str] = re.compile(r"^(production|prod)$")
+    incident_label: str = Field(default="incident", min_length=1)
+
+    max_body_bytes: int = Field(default=26_214_400, ge=1024)
+    max_repositories: int = Field(default=2000, ge=1)
+    max_environments: int = Field(default=20, ge=1)
+    max_events_per_request: int = Field(default=1000, ge=1)
+    dedup_capacity: int = Field(default=100_000, ge=100)
+
+    enrichment_queue_size: int = Field(default=1000, ge=1)
+    enrichment_concurrency: int = Field(default=4, ge=1, le=64)
+    github_timeout: float = Field(default=10.0, gt=0)
+    shutdown_timeout: float = Field(default=10.0, ge=0)
+    log_level: str = "info"
+
+    webhook_secret_file: Path | None = None
+    webhook_secret_previous_file: Path | None = None
+    github_token_file: Path | None = None
+    api_token_file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name in FILE_SECRETS:
+            path = data.get(f"{name}_file")
+            if not path:
+                continue
+            if data.get(name):
+                raise ValueError(f"set {name.upper()} or {name.upper()}_FILE, not both")
+            try:
+                data[name] = Path(path).read_text().strip()
+            except OSError as error:
+                raise ValueError(
+                    f"{name.upper()}_FILE: cannot read {path}: {error.strerror}"
+                ) from None
+        return data
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_not_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("github_token", "api_token", "webhook_secret_previous")
+    @classmethod
+    def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None
+        return value
+
+    @field_validator("repositories", mode="before")
+    @classmethod
+    def _split_repositories(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("repositories")
+    @classmethod
+    def _check_repositories(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not REPOSITORY_PATTERN.match(item):
+                raise ValueError(f"{item!r} is not owner/name or owner/*")
+        return tuple(item.lower() for item in value)
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"debug", "info", "warning", "error"}:
+            raise ValueError("must be debug, info, warning or error")
+        return value
+
+    @property
+    def enrichment_enabled(self) -> bool:
+        return self.github_token is not None
+
+    def webhook_secrets(self) -> tuple[bytes, ...]:
+        """The secrets a signature may be made with: the current one, then the previous one."""
+        secrets = [self.webhook_secret]
+        if self.webhook_secret_previous is not None:
+            secrets.append(self.webhook_secret_previous)
+        return tuple(secret.get_secret_value().encode() for secret in secrets)
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line naming each offending variable, never its value."""
+    parts = []
+    for item in error.errors(include_url=False, include_input=False):
+        location = ".".join(str(part) for part in item["loc"]).upper()
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "missing":
+            message = "is required" + (
+                f" (or {location}_FILE)" if location.lower() in FILE_SECRETS else ""
+            )
+        parts.append(f"{location} {message}" if location else message)
+    return "invalid configuration: " + "; ".join(parts)

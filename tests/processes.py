@@ -1,0 +1,92 @@
+"""Real processes on loopback: an ``observer`` server started the way users start it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before it was ready")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} not ready after {timeout}s")
+
+
+def observer_command() -> list[str]:
+    """The console script when it is installed, else ``python -m observer``."""
+    script = shutil.which("observer", path=str(Path(sys.executable).parent))
+    return [script] if script else [sys.executable, "-m", "observer"]
+
+
+@dataclass
+class ObserverProcess:
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def start_observer(
+    env: dict[str, str] | None = None,
+    *,
+    secret: str = "e2e-secret",
+    command: list[str] | None = None,
+) -> Iterator[ObserverProcess]:
+    """Run ``observer`` on a free loopback port until the block ends, then stop it with SIGTERM."""
+    port = free_port()
+    full_env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("GITHUB_", "API_TOKEN", "WEBHOOK_", "REPOSITORIES"))
+    }
+    full_env.update({"WEBHOOK_SECRET": secret, "HOST": "127.0.0.1", "PORT": str(port)})
+    full_env.update(env or {})
+    with tempfile.TemporaryDirectory() as tmp:
+        log_path = Path(tmp) / "observer.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                command or observer_command(), env=full_env, stdout=log, stderr=subprocess.STDOUT
+            )
+            running = ObserverProcess(process, port, log_path)
+            try:
+                wait_until_ready(f"{running.url}/healthz", process)
+                yield running
+            finally:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
