@@ -1,0 +1,108 @@
+"""Shared fixtures: a service built from explicit settings, and signed requests to it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from starlette.testclient import TestClient
+
+from observer.app import create_app
+from observer.settings import Settings
+from tests.exposition import Exposition
+from tests.signing import sign
+
+SECRET = "test-webhook-secret"
+API_TOKEN = "test-api-token"
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def load_fixture(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / "github" / f"{name}.json").read_text())
+    return data
+
+
+def fixture_event(name: str) -> str:
+    """The X-GitHub-Event of a fixture named ``<event>_<variant>``."""
+    for event in ("deployment_status", "pull_request", "issues", "push", "ping", "star"):
+        if name == event or name.startswith(event + "_"):
+            return event
+    raise ValueError(name)
+
+
+class Service:
+    """A running app and the requests a GitHub hook or a pipeline would send it."""
+
+    def __init__(self, client: TestClient, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+
+    def deliver(
+        self,
+        event: str,
+        payload: dict[str, Any] | bytes,
+        *,
+        delivery: str | None = None,
+        secret: str = SECRET,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        if content_type == "application/x-www-form-urlencoded" and not isinstance(payload, bytes):
+            body = urlencode({"payload": json.dumps(payload)}).encode()
+        sent = {
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+            "X-GitHub-Hook-ID": "123456",
+            "User-Agent": "GitHub-Hookshot/abc1234",
+            "Content-Type": content_type,
+            "X-Hub-Signature-256": sign(secret, body),
+        }
+        sent.update(headers or {})
+        return self.client.post("/webhook", content=body, headers=sent)
+
+    def deliver_fixture(self, name: str, **kwargs: Any) -> Any:
+        return self.deliver(fixture_event(name), load_fixture(name), **kwargs)
+
+    def push_events(self, events: Any, *, token: str = API_TOKEN) -> Any:
+        return self.client.post(
+            "/api/event", json=events, headers={"Authorization": f"Bearer {token}"}
+        )
+
+    def metrics(self) -> Exposition:
+        response = self.client.get("/metrics")
+        assert response.status_code == 200
+        return Exposition(response.text)
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {"webhook_secret": SECRET, "api_token": API_TOKEN}
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def start() -> Iterator[Callable[..., Service]]:
+    """Start a service with settings overrides; every one started is stopped at the end."""
+    clients: list[TestClient] = []
+
+    def starter(**overrides: Any) -> Service:
+        settings = make_settings(**overrides)
+        client = TestClient(create_app(settings), raise_server_exceptions=True)
+        client.__enter__()
+        clients.append(client)
+        return Service(client, settings)
+
+    yield starter
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def service(start: Callable[..., Service]) -> Service:
+    return start()

@@ -1,0 +1,140 @@
+"""The read-only endpoints: /metrics for Prometheus, health, readiness and the landing page."""
+
+from __future__ import annotations
+
+import gzip
+
+from observer import __version__
+from observer.events import HANDLERS
+from observer.metrics import WEBHOOK_EVENTS
+from tests.conftest import API_TOKEN, SECRET, Service
+from tests.exposition import Exposition
+from tests.test_api_event import deployment
+
+
+def test_metrics_are_prometheus_text_by_default(service: Service) -> None:
+    response = service.client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    exposition = Exposition(response.text)
+    assert (
+        exposition.get(
+            "observer_build_info", version=__version__, python=exposition_python(exposition)
+        )
+        == 1
+    )
+
+
+def exposition_python(exposition: Exposition) -> str:
+    for name, labels in exposition.samples:
+        if name == "observer_build_info":
+            return dict(labels)["python"]
+    raise AssertionError("no observer_build_info")
+
+
+def test_metrics_are_openmetrics_when_asked(service: Service) -> None:
+    service.push_events(deployment())
+    response = service.client.get(
+        "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+    )
+    assert response.headers["content-type"].startswith("application/openmetrics-text")
+    assert response.text.endswith("# EOF\n")
+    assert 'dora_deployments_total{environment="production",repository="octo/app",' in (
+        response.text
+    )
+
+
+def test_metrics_are_gzipped_when_asked(service: Service) -> None:
+    response = service.client.get("/metrics", headers={"Accept-Encoding": "gzip"})
+    assert response.headers["content-encoding"] == "gzip"
+    # The test client decodes transparently; the raw bytes must be gzip too.
+    assert "observer_build_info" in response.text
+    raw = gzip.compress(response.content)
+    assert gzip.decompress(raw) == response.content
+
+
+def test_every_domain_metric_is_declared_with_help_and_type(service: Service) -> None:
+    text = service.client.get("/metrics").text
+    for name, kind in [
+        ("dora_deployments", "counter"),
+        ("dora_lead_time_seconds", "histogram"),
+        ("dora_merge_to_deploy_seconds", "histogram"),
+        ("dora_deployment_recovery_seconds", "histogram"),
+        ("dora_incidents_opened", "counter"),
+        ("dora_incident_recovery_seconds", "histogram"),
+        ("github_pull_requests", "counter"),
+        ("github_pull_request_cycle_time_seconds", "histogram"),
+        ("github_commits_pushed", "counter"),
+        ("observer_webhook_deliveries", "counter"),
+        ("observer_api_events", "counter"),
+    ]:
+        exposed = name + "_total" if kind == "counter" else name
+        assert f"# TYPE {exposed} {kind}" in text
+        assert f"# HELP {exposed} " in text
+
+
+def test_delivery_outcomes_exist_from_the_start(service: Service) -> None:
+    metrics = service.metrics()
+    for result in ("accepted", "ignored", "duplicate", "unauthorized", "malformed", "too_large"):
+        assert metrics.value("observer_webhook_deliveries_total", event="push", result=result) == 0
+    assert set(HANDLERS) | {"other"} == set(WEBHOOK_EVENTS)
+
+
+def test_histograms_use_the_contract_buckets(service: Service) -> None:
+    service.push_events(deployment(status="failure", timestamp="2026-11-23T09:00:00Z"))
+    service.push_events(deployment())
+    text = service.client.get("/metrics").text
+    buckets = [
+        float(line.split('le="')[1].split('"')[0])
+        for line in text.splitlines()
+        if line.startswith("dora_deployment_recovery_seconds_bucket")
+    ]
+    assert buckets == [
+        60,
+        300,
+        900,
+        1800,
+        3600,
+        7200,
+        14400,
+        28800,
+        43200,
+        86400,
+        172800,
+        345600,
+        604800,
+        1209600,
+        2592000,
+        5184000,
+        7776000,
+        15552000,
+        float("inf"),
+    ]
+
+
+def test_secrets_never_reach_the_metrics(service: Service) -> None:
+    service.push_events(deployment())
+    text = service.client.get("/metrics").text
+    assert SECRET not in text and API_TOKEN not in text
+
+
+def test_health_and_readiness(service: Service) -> None:
+    assert service.client.get("/healthz").json() == {"status": "ok"}
+    ready = service.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready"}
+
+
+def test_landing_page_lists_the_endpoints_and_version(service: Service) -> None:
+    response = service.client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    for text in ("/webhook", "/api/event", "/metrics", "/healthz", "/readyz", __version__):
+        assert text in response.text
+
+
+def test_wrong_methods_and_paths_are_4xx(service: Service) -> None:
+    assert service.client.get("/webhook").status_code == 405
+    assert service.client.get("/api/event").status_code == 405
+    assert service.client.post("/healthz").status_code == 405
+    assert service.client.get("/nope").status_code == 404
