@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+from types import FrameType
 
 import uvicorn
 from pydantic import ValidationError
@@ -19,6 +21,9 @@ def main() -> int:
         sys.stderr.write(f"observer: {describe_error(error)}\n")
         return 2
     logs.configure(settings.log_level)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the handler
+    # found at start; this one turns it into a clean exit status for the container runtime.
+    signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -30,6 +35,10 @@ def main() -> int:
         timeout_graceful_shutdown=int(settings.shutdown_timeout),
     )
     return 0
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":
