@@ -17,7 +17,13 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Secrets that may come from a file instead of the environment, as Kubernetes mounts them.
-FILE_SECRETS = ("webhook_secret", "webhook_secret_previous", "github_token", "api_token")
+FILE_SECRETS = (
+    "webhook_secret",
+    "webhook_secret_previous",
+    "github_token",
+    "github_app_private_key",
+    "api_token",
+)
 
 REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/(?:[A-Za-z0-9_.-]+|\*)$")
 
@@ -32,6 +38,10 @@ class Settings(BaseSettings):
     github_token: SecretStr | None = None
     github_api_url: AnyHttpUrl = AnyHttpUrl("https://api.github.com")
     api_token: SecretStr | None = None
+    # A GitHub App installation instead of a token: the app's id, its installation, its key.
+    github_app_id: int | None = Field(default=None, ge=1)
+    github_app_installation_id: int | None = Field(default=None, ge=1)
+    github_app_private_key: SecretStr | None = None
 
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -49,12 +59,17 @@ class Settings(BaseSettings):
     enrichment_queue_size: int = Field(default=1000, ge=1)
     enrichment_concurrency: int = Field(default=4, ge=1, le=64)
     github_timeout: float = Field(default=10.0, gt=0)
+    github_max_retries: int = Field(default=3, ge=0, le=10)
+    github_max_rate_limit_wait: float = Field(default=900.0, ge=0)
+    compare_max_pages: int = Field(default=5, ge=1, le=100)
+    cache_size: int = Field(default=50_000, ge=100)
     shutdown_timeout: float = Field(default=10.0, ge=0)
     log_level: str = "info"
 
     webhook_secret_file: Path | None = None
     webhook_secret_previous_file: Path | None = None
     github_token_file: Path | None = None
+    github_app_private_key_file: Path | None = None
     api_token_file: Path | None = None
 
     @model_validator(mode="before")
@@ -84,7 +99,9 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty")
         return value
 
-    @field_validator("github_token", "api_token", "webhook_secret_previous")
+    @field_validator(
+        "github_token", "api_token", "webhook_secret_previous", "github_app_private_key"
+    )
     @classmethod
     def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value():
@@ -114,9 +131,22 @@ class Settings(BaseSettings):
             raise ValueError("must be debug, info, warning or error")
         return value
 
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> Settings:
+        app = (self.github_app_id, self.github_app_installation_id, self.github_app_private_key)
+        if any(value is not None for value in app):
+            if not all(value is not None for value in app):
+                raise ValueError(
+                    "a GitHub App needs GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID and "
+                    "GITHUB_APP_PRIVATE_KEY (or GITHUB_APP_PRIVATE_KEY_FILE)"
+                )
+            if self.github_token is not None:
+                raise ValueError("set GITHUB_TOKEN or a GitHub App, not both")
+        return self
+
     @property
     def enrichment_enabled(self) -> bool:
-        return self.github_token is not None
+        return self.github_token is not None or self.github_app_id is not None
 
     def webhook_secrets(self) -> tuple[bytes, ...]:
         """The secrets a signature may be made with: the current one, then the previous one."""
