@@ -51,6 +51,8 @@ class PullRequest:
     merged_at: datetime | None = None
     merge_commit_sha: str | None = None
     head_sha: str | None = None
+    # The branch it came from, when that branch is in the same repository (not a fork).
+    head_ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +60,11 @@ class Push:
     repository: str
     ref: str
     key: str
-    new_commits: int
+    after: str
+    deleted: bool = False
     commits: tuple[Commit, ...] = field(default=())
+    # The commits GitHub marks distinct: new to the repository.
+    new: tuple[Commit, ...] = field(default=())
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,8 +114,8 @@ class Recorder:
         self.listener.saw_push(push)
         if not self._seen.add(push.key):
             return Result(Outcome.DUPLICATE, "push already counted", repository)
-        if push.new_commits:
-            self.metrics.commits_pushed.labels(repository).inc(push.new_commits)
+        if push.new:
+            self.metrics.commits_pushed.labels(repository).inc(len(push.new))
         self._touch(repository)
         return Result(Outcome.ACCEPTED, repository=repository)
 

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
 from observer.domain import Outcome, PullRequest, Result
 from observer.events.common import Model, Repository, Sha
 from observer.recorder import Recorder
 
 
+class _HeadRepository(Model):
+    full_name: str
+
+
 class _Head(Model):
     sha: Sha
+    ref: str = Field(max_length=1000)
+    repo: _HeadRepository | None = None
 
 
 class _PullRequest(Model):
@@ -54,5 +60,11 @@ def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
             merged_at=pr.merged_at,
             merge_commit_sha=pr.merge_commit_sha.lower() if pr.merge_commit_sha else None,
             head_sha=pr.head.sha.lower(),
+            head_ref=pr.head.ref if _same_repository(event) else None,
         )
     )
+
+
+def _same_repository(event: Payload) -> bool:
+    head = event.pull_request.head.repo
+    return head is not None and head.full_name.lower() == event.repository.full_name.lower()

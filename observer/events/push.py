@@ -21,18 +21,22 @@ class Payload(Model):
     ref: str = Field(max_length=1000)
     before: Sha
     after: Sha
+    deleted: bool = False
     commits: list[_Commit] = Field(default_factory=list, max_length=10_000)
     repository: Repository
 
 
 def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
     event = Payload.model_validate(payload)
+    commits = [(Commit(c.id.lower(), c.timestamp), c.distinct) for c in event.commits]
     return recorder.push(
         Push(
             repository=event.repository.full_name,
             ref=event.ref,
             key=f"push:{event.repository.full_name.lower()}:{event.ref}:{event.before}:{event.after}",
-            new_commits=sum(1 for commit in event.commits if commit.distinct),
-            commits=tuple(Commit(c.id.lower(), c.timestamp) for c in event.commits),
+            after=event.after.lower(),
+            deleted=event.deleted,
+            commits=tuple(commit for commit, _ in commits),
+            new=tuple(commit for commit, distinct in commits if distinct),
         )
     )

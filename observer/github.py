@@ -1,0 +1,373 @@
+"""The GitHub REST API calls lead time needs, with GitHub's retry and rate-limit rules."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+from urllib.parse import quote
+
+import httpx
+from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, TypeAdapter
+
+from observer.github_auth import (
+    AppInstallationToken,
+    GitHubError,
+    MalformedResponse,
+    NotFound,
+    RateLimited,
+    ServerError,
+    StaticToken,
+    Timeout,
+    TokenSource,
+    Unauthorized,
+    Unreachable,
+    create_http_client,
+    parse,
+    token_source,
+    transport_errors,
+)
+from observer.metrics import Metrics
+
+__all__ = (
+    "ApiCommit", "ApiDeployment", "ApiPull", "AppInstallationToken", "CallCount", "Comparison",
+    "GitHubClient", "GitHubError", "MalformedResponse", "NotFound", "RateLimited", "ServerError",
+    "StaticToken", "Timeout", "TokenSource", "Unauthorized", "Unreachable",
+    "create_http_client", "token_source",
+)  # fmt: skip
+
+Params = dict[str, str | int]
+
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 8.0
+# GitHub's advice when a rate-limit answer says neither how long nor until when: at least a minute.
+UNEXPLAINED_LIMIT_WAIT = 60.0
+PER_PAGE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ApiCommit:
+    sha: str
+    author_time: datetime
+    parents: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiPull:
+    number: int
+    merged_at: datetime | None
+    merge_commit_sha: str | None
+    head_ref: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    status: str
+    commits: tuple[ApiCommit, ...]
+    truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ApiDeployment:
+    id: int
+    sha: str
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class CallCount:
+    calls: int = 0
+
+
+# Each task sees the counters opened in its own context, so concurrent jobs are counted apart.
+_COUNTERS: ContextVar[tuple[tuple[object, CallCount], ...]] = ContextVar(
+    "github_call_counters", default=()
+)
+
+Sha = Annotated[str, StringConstraints(pattern=r"^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Ref(_Model):
+    sha: Sha
+
+
+class _Signature(_Model):
+    date: AwareDatetime
+
+
+class _GitCommit(_Model):
+    author: _Signature | None = None
+    committer: _Signature | None = None
+
+
+class _Commit(_Model):
+    sha: Sha
+    commit: _GitCommit
+    parents: list[_Ref]
+
+    def api(self, where: str) -> ApiCommit:
+        # The git author can be absent from GitHub's answer; the committer is the next best time.
+        signature = self.commit.author or self.commit.committer
+        if signature is None:
+            raise MalformedResponse(f"{where}: commit {self.sha.lower()} has no date")
+        parents = tuple(parent.sha.lower() for parent in self.parents)
+        return ApiCommit(sha=self.sha.lower(), author_time=signature.date, parents=parents)
+
+
+class _Comparison(_Model):
+    status: str
+    total_commits: int
+    commits: list[_Commit]
+
+
+class _Repo(_Model):
+    id: int
+
+
+class _Branch(_Model):
+    ref: str
+    repo: _Repo | None = None
+
+
+class _Pull(_Model):
+    number: int
+    merged_at: AwareDatetime | None = None
+    merge_commit_sha: Sha | None = None
+    head: _Branch
+    base: _Branch
+
+
+class _Deployment(_Model):
+    id: int
+    sha: Sha
+    created_at: AwareDatetime
+
+
+class _Status(_Model):
+    state: str
+
+
+_COMPARISON = TypeAdapter(_Comparison)
+_COMMIT = TypeAdapter(_Commit)
+_COMMITS = TypeAdapter(list[_Commit])
+_PULLS = TypeAdapter(list[_Pull])
+_DEPLOYMENTS = TypeAdapter(list[_Deployment])
+_STATUSES = TypeAdapter(list[_Status])
+
+
+def _repo_path(repository: str) -> str:
+    owner, _, name = repository.partition("/")
+    if not owner or not name or "/" in name:
+        raise ValueError(f"{repository!r} is not owner/name")
+    return f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
+
+
+def _number(response: httpx.Response, header: str) -> float | None:
+    try:
+        return float(response.headers[header])
+    except (KeyError, ValueError):
+        return None
+
+
+class GitHubClient:
+    """Read-only calls the enrichment needs; waits go through ``sleep`` and ``clock``."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        metrics: Metrics,
+        auth: TokenSource,
+        *,
+        max_retries: int = 3,
+        max_rate_limit_wait: float = 900.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+        uniform: Callable[[float, float], float] = random.uniform,
+    ) -> None:
+        self._http = http
+        self._metrics = metrics
+        self._auth = auth
+        self._max_retries = max_retries
+        self._max_wait = max_rate_limit_wait
+        self._sleep = sleep
+        self._clock = clock
+        self._uniform = uniform
+        # Epoch time before which no request may go out: the rate limit belongs to the token,
+        # so every task waits for it, not just the one that was told.
+        self._resume_at = 0.0
+
+    def __repr__(self) -> str:
+        return f"GitHubClient(base_url={str(self._http.base_url)!r})"
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[CallCount]:
+        """Count the requests, retries included, made by this task inside the block."""
+        count = CallCount()
+        reset = _COUNTERS.set((*_COUNTERS.get(), (self, count)))
+        try:
+            yield count
+        finally:
+            _COUNTERS.reset(reset)
+
+    async def compare(self, repository: str, base: str, head: str, *, max_pages: int) -> Comparison:
+        path = f"{_repo_path(repository)}/compare/{quote(base, safe='')}...{quote(head, safe='')}"
+        missing = frozenset({404, 422})  # 422: an unknown sha, or no common history
+        pages: list[_Comparison] = []
+        commits: list[ApiCommit] = []
+        # Commits come oldest first, PER_PAGE at a time; page 1 says how many there are in all.
+        for page in range(1, max(max_pages, 1) + 1):
+            params: Params = {"per_page": PER_PAGE, "page": page}
+            pages.append(parse(_COMPARISON, await self._get(path, params, missing), path))
+            commits.extend(commit.api(path) for commit in pages[-1].commits)
+            if len(commits) >= pages[0].total_commits or not pages[-1].commits:
+                break
+        total = pages[0].total_commits
+        return Comparison(pages[0].status, tuple(commits), truncated=len(commits) < total)
+
+    async def commit(self, repository: str, sha: str) -> ApiCommit:
+        path = f"{_repo_path(repository)}/commits/{quote(sha, safe='')}"
+        return parse(_COMMIT, await self._get(path), path).api(path)
+
+    async def commit_pulls(self, repository: str, sha: str) -> list[ApiPull]:
+        path = f"{_repo_path(repository)}/commits/{quote(sha, safe='')}/pulls"
+        pulls = parse(_PULLS, await self._get(path), path)
+        return [
+            ApiPull(
+                number=pull.number,
+                merged_at=pull.merged_at,
+                merge_commit_sha=pull.merge_commit_sha.lower() if pull.merge_commit_sha else None,
+                # A fork's branch name means nothing in this repository.
+                head_ref=pull.head.ref if _same_repo(pull.head, pull.base) else None,
+            )
+            for pull in pulls
+        ]
+
+    async def pull_commits(self, repository: str, number: int) -> list[ApiCommit]:
+        path = f"{_repo_path(repository)}/pulls/{number}/commits"
+        commits = parse(_COMMITS, await self._get(path, {"per_page": PER_PAGE}), path)
+        return [commit.api(path) for commit in commits]
+
+    async def deployments(
+        self, repository: str, environment: str, *, limit: int = 10
+    ) -> list[ApiDeployment]:
+        path = f"{_repo_path(repository)}/deployments"
+        params: Params = {"environment": environment, "per_page": max(1, min(limit, PER_PAGE))}
+        found = parse(_DEPLOYMENTS, await self._get(path, params), path)
+        return [ApiDeployment(id=d.id, sha=d.sha.lower(), created_at=d.created_at) for d in found]
+
+    async def deployment_succeeded(self, repository: str, deployment_id: int) -> bool:
+        path = f"{_repo_path(repository)}/deployments/{deployment_id}/statuses"
+        statuses = parse(_STATUSES, await self._get(path, {"per_page": 30}), path)
+        return any(status.state == "success" for status in statuses)
+
+    async def _get(
+        self, path: str, params: Params | None = None, missing: frozenset[int] = frozenset({404})
+    ) -> httpx.Response:
+        retries = 0
+        limited = 0
+        while True:
+            await self._wait_for_quota(path)
+            try:
+                response = await self._send(path, params)
+            except (Timeout, Unreachable, ServerError) as error:
+                failure: GitHubError = error
+            else:
+                if response.is_success:
+                    return response
+                failure = self._failure(path, response, missing, limited)
+            if retries >= self._max_retries:
+                raise failure
+            if isinstance(failure, RateLimited):
+                limited += 1  # the wait is already set, for every task
+            else:
+                await self._sleep(self._uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2.0**retries)))
+            retries += 1
+
+    async def _send(self, path: str, params: Params | None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {await self._auth.token()}"}
+        for owner, count in _COUNTERS.get():
+            if owner is self:
+                count.calls += 1
+        started = time.perf_counter()
+        status = "error"
+        try:
+            with transport_errors(f"GET {path}"):
+                response = await self._http.get(path, params=params, headers=headers)
+            status = str(response.status_code)
+        finally:
+            self._metrics.github_requests.labels(status=status).inc()
+            self._metrics.github_request_duration.observe(time.perf_counter() - started)
+        remaining = _number(response, "x-ratelimit-remaining")
+        if remaining is not None:
+            self._metrics.github_rate_limit_remaining.set(remaining)
+            reset = _number(response, "x-ratelimit-reset")
+            if remaining == 0 and reset is not None:
+                self._resume_at = max(self._resume_at, reset)
+        return response
+
+    def _failure(
+        self, path: str, response: httpx.Response, missing: frozenset[int], limited: int
+    ) -> GitHubError:
+        """The error a non-2xx answer means; raised at once unless a retry could help."""
+        status = response.status_code
+        where = f"GET {path}: HTTP {status}"
+        if status >= 500:
+            return ServerError(where)
+        if status in (403, 429):
+            wait = self._rate_limit_wait(response, limited)
+            if wait is not None:
+                self._hold(wait, where)
+                return RateLimited(f"{where}: rate limited")
+        if status in (401, 403):
+            raise Unauthorized(where)
+        if status in missing:
+            raise NotFound(where)
+        raise GitHubError(where)
+
+    def _rate_limit_wait(self, response: httpx.Response, limited: int) -> float | None:
+        """Seconds to wait, following GitHub's rules; None when the answer is no rate limit."""
+        retry_after = _number(response, "retry-after")
+        if retry_after is not None:
+            return max(retry_after, 0.0)
+        reset = _number(response, "x-ratelimit-reset")
+        if _number(response, "x-ratelimit-remaining") == 0 and reset is not None:
+            # A reset already past means our clock is behind GitHub's; a second covers it.
+            return max(reset - self._clock(), 1.0)
+        if response.status_code == 429 or _mentions_rate_limit(response):
+            return UNEXPLAINED_LIMIT_WAIT * 2.0**limited
+        return None
+
+    def _hold(self, wait: float, where: str) -> None:
+        self._resume_at = max(self._resume_at, self._clock() + wait)
+        self._check_wait(wait, where)
+
+    async def _wait_for_quota(self, path: str) -> None:
+        wait = self._resume_at - self._clock()
+        if wait > 0:
+            self._check_wait(wait, f"GET {path}")
+            await self._sleep(wait)
+
+    def _check_wait(self, wait: float, where: str) -> None:
+        if wait > self._max_wait:
+            raise RateLimited(
+                f"{where}: rate limited for {wait:.0f} s, over {self._max_wait:.0f} s"
+            )
+
+
+def _same_repo(head: _Branch, base: _Branch) -> bool:
+    return head.repo is not None and base.repo is not None and head.repo.id == base.repo.id
+
+
+def _mentions_rate_limit(response: httpx.Response) -> bool:
+    # GitHub's rate-limit messages say so ("API rate limit exceeded", "secondary rate limit").
+    return b"rate limit" in response.content.lower()
