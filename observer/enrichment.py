@@ -61,11 +61,11 @@ class Worker:
         self._accepting = False
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), deadline)
+        left = self._queue.qsize() + self._running
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        left = self._queue.qsize()
         if left:
             self._metrics.enrichment_dropped.inc(left)
             logs.event("enrichment stopped with work left", dropped=left)
