@@ -1,0 +1,112 @@
+"""The Grafana dashboard: valid JSON for current Grafana, and every query sound PromQL that reads
+only what the service exports or the rules record."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.promql import (
+    DASHBOARD,
+    DASHBOARD_GENERATOR,
+    PROMETHEUS_SERIES,
+    ROOT,
+    dashboard_queries,
+    exported_series,
+    interpolate,
+    metric_names,
+    promtool_check_expressions,
+    recorded_series,
+    require_binary,
+    run,
+)
+
+PROVISIONING = ROOT / "examples" / "grafana" / "provisioning"
+
+
+def load() -> dict:  # type: ignore[type-arg]
+    return json.loads(DASHBOARD.read_text())
+
+
+def test_the_dashboard_is_generated_from_its_source() -> None:
+    result = run([sys.executable, str(DASHBOARD_GENERATOR), "--check"])
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_dashboard_has_the_shape_grafana_expects() -> None:
+    document = load()
+    assert document["uid"] == "observer-dora"
+    assert document["schemaVersion"] >= 39
+    ids = [panel["id"] for panel in document["panels"]]
+    assert len(ids) == len(set(ids))
+    names = [variable["name"] for variable in document["templating"]["list"]]
+    assert names == ["datasource", "environment", "repository"]
+    for panel in document["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24, panel["title"]
+        if panel["type"] != "row":
+            assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+            assert panel["targets"], panel["title"]
+            assert panel["description"], panel["title"]
+
+
+def test_every_query_parses_in_prometheus(tmp_path: Path) -> None:
+    promtool = require_binary("promtool")
+    queries = {where: interpolate(expr) for where, expr in dashboard_queries().items()}
+    assert len(queries) > 30
+    promtool_check_expressions(promtool, queries, tmp_path)
+
+
+def test_every_query_reads_only_exported_or_recorded_series() -> None:
+    known = exported_series() | recorded_series() | PROMETHEUS_SERIES
+    for where, expr in dashboard_queries().items():
+        unknown = metric_names(interpolate(expr)) - known
+        assert not unknown, f"{where} reads {unknown}"
+
+
+def test_the_keys_and_tiers_are_each_compared_with_the_previous_period() -> None:
+    compared = 0
+    for panel in load()["panels"]:
+        if panel["type"] != "stat":
+            continue
+        current, before = panel["targets"]
+        assert "offset" not in current["expr"], panel["title"]
+        assert before["expr"] == current["expr"].replace("}", "} offset 30d"), panel["title"]
+        compared += 1
+    assert compared >= 8
+
+
+def test_the_four_keys_their_tiers_trends_and_data_quality_are_there() -> None:
+    titles = {panel["title"] for panel in load()["panels"]}
+    for wanted in [
+        "Deployment frequency", "Lead time for changes (median)", "Change failure rate",
+        "Failed deployment recovery time (median)", "Deployment frequency tier",
+        "Lead time tier", "Change failure rate tier", "Recovery time tier", "Repositories",
+        "Repositories by time since their last event", "Deployments that got no lead time",
+        "Rejected deliveries and events", "Lead-time enrichment failures",
+    ]:  # fmt: skip
+        assert wanted in titles
+    trends = [p for p in load()["panels"] if p["type"] == "timeseries" and "7-day" in p["title"]]
+    assert len(trends) == 4
+    assert load()["time"]["from"] == "now-30d"
+
+
+def test_queries_filter_by_the_repository_and_environment_variables() -> None:
+    for where, expr in dashboard_queries().items():
+        if re.search(r"repository_environment\w*:", expr):
+            assert '=~"$repository"' in expr and '=~"$environment"' in expr, where
+
+
+def test_provisioning_files() -> None:
+    provider = yaml.safe_load((PROVISIONING / "dashboards" / "observer.yaml").read_text())
+    assert provider["apiVersion"] == 1
+    (entry,) = provider["providers"]
+    assert entry["type"] == "file"
+    assert entry["options"]["path"]
+    datasources = yaml.safe_load((PROVISIONING / "datasources" / "prometheus.yaml").read_text())
+    assert datasources["apiVersion"] == 1
+    assert datasources["datasources"][0]["type"] == "prometheus"
