@@ -16,6 +16,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, TypeAdapter
 
+from observer import logs
 from observer.github_auth import (
     AppInstallationToken,
     GitHubError,
@@ -318,7 +319,7 @@ class GitHubClient:
     def _failure(
         self, path: str, response: httpx.Response, missing: frozenset[int], limited: int
     ) -> GitHubError:
-        """The error a non-2xx answer means; raised at once unless a retry could help."""
+        """The error a non-2xx answer means: returned if a retry could help, else raised."""
         status = response.status_code
         where = f"GET {path}: HTTP {status}"
         if status >= 500:
@@ -352,16 +353,16 @@ class GitHubClient:
         self._check_wait(wait, where)
 
     async def _wait_for_quota(self, path: str) -> None:
-        wait = self._resume_at - self._clock()
-        if wait > 0:
+        # Another task may push the time back while this one sleeps, hence the loop.
+        while (wait := self._resume_at - self._clock()) > 0:
             self._check_wait(wait, f"GET {path}")
+            logs.event("waiting for GitHub's rate limit", seconds=round(wait, 1), path=path)
             await self._sleep(wait)
 
     def _check_wait(self, wait: float, where: str) -> None:
         if wait > self._max_wait:
-            raise RateLimited(
-                f"{where}: rate limited for {wait:.0f} s, over {self._max_wait:.0f} s"
-            )
+            allowed = f"longer than the {self._max_wait:.0f} s allowed"
+            raise RateLimited(f"{where}: rate limited for {wait:.0f} s more, {allowed}")
 
 
 def _same_repo(head: _Branch, base: _Branch) -> bool:

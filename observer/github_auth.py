@@ -10,6 +10,7 @@ from typing import Protocol, TypeVar
 
 import httpx
 import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pydantic import (
@@ -158,8 +159,8 @@ class AppInstallationToken:
         self._key = _load_key(private_key)
         self._clock = clock
         self._lock = asyncio.Lock()
-        self._current: SecretStr | None = None
-        self._renew_at = 0.0
+        self._current = SecretStr("")
+        self._renew_at = 0.0  # already due: the first call fetches a token
 
     def __repr__(self) -> str:
         return (
@@ -167,12 +168,11 @@ class AppInstallationToken:
         )
 
     async def token(self) -> str:
-        if self._current is None or self._clock() >= self._renew_at:
+        if self._clock() >= self._renew_at:
             # One renewal at a time; the others wait and then use the token it fetched.
             async with self._lock:
-                if self._current is None or self._clock() >= self._renew_at:
+                if self._clock() >= self._renew_at:
                     await self._renew()
-        assert self._current is not None
         return self._current.get_secret_value()
 
     def app_jwt(self) -> str:
@@ -206,7 +206,7 @@ def _load_key(private_key: SecretStr) -> RSAPrivateKey:
         pem = pem.replace("\\n", "\n")
     try:
         key = load_pem_private_key(pem.encode(), password=None)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         key = None
     if not isinstance(key, RSAPrivateKey):
         # No detail from the parser: it could echo part of the key.

