@@ -156,7 +156,7 @@ class AppInstallationToken:
         self._http = http
         self._app_id = app_id
         self._installation_id = installation_id
-        self._key = _load_key(private_key)
+        self._key = load_private_key(private_key)
         self._clock = clock
         self._lock = asyncio.Lock()
         self._current = SecretStr("")
@@ -199,7 +199,7 @@ class AppInstallationToken:
         self._renew_at = answer.expires_at.timestamp() - REFRESH_MARGIN
 
 
-def _load_key(private_key: SecretStr) -> RSAPrivateKey:
+def load_private_key(private_key: SecretStr) -> RSAPrivateKey:
     pem = private_key.get_secret_value()
     if "\\n" in pem and "\n" not in pem:
         # A PEM squeezed into one environment variable line keeps its newlines as "\n".
@@ -210,7 +210,7 @@ def _load_key(private_key: SecretStr) -> RSAPrivateKey:
         key = None
     if not isinstance(key, RSAPrivateKey):
         # No detail from the parser: it could echo part of the key.
-        raise ValueError("GITHUB_APP_PRIVATE_KEY is not an unencrypted PEM RSA private key")
+        raise ValueError("is not an unencrypted PEM RSA private key")
     return key
 
 

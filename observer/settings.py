@@ -108,6 +108,16 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @field_validator("github_app_private_key")
+    @classmethod
+    def _check_private_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            # Imported here: the GitHub module depends on these settings.
+            from observer.github_auth import load_private_key
+
+            load_private_key(value)
+        return value
+
     @field_validator("repositories", mode="before")
     @classmethod
     def _split_repositories(cls, value: Any) -> Any:

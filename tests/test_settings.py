@@ -149,3 +149,27 @@ def test_an_invalid_setting_stops_the_start_without_echoing_secrets() -> None:
     assert result.returncode != 0
     assert "PORT" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_a_github_app_needs_all_three_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET", "s")
+    monkeypatch.setenv("GITHUB_APP_ID", "12345")
+    with pytest.raises(ValidationError) as raised:
+        Settings()
+    assert "a GitHub App needs GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID and" in describe_error(
+        raised.value
+    )
+
+
+def test_an_unusable_app_key_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WEBHOOK_SECRET", "s")
+    monkeypatch.setenv("GITHUB_APP_ID", "12345")
+    monkeypatch.setenv("GITHUB_APP_INSTALLATION_ID", "678")
+    monkeypatch.setenv("GITHUB_APP_PRIVATE_KEY", "-----BEGIN RSA PRIVATE KEY-----\nhunter2\n")
+    with pytest.raises(ValidationError) as raised:
+        Settings()
+    message = describe_error(raised.value)
+    assert "GITHUB_APP_PRIVATE_KEY is not an unencrypted PEM RSA private key" in message
+    assert "hunter2" not in message
