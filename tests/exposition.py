@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
+# The contract's bucket edges for every duration histogram, written out again here so that a
+# change in the service's own list shows up as a failing test.
+CONTRACT_BUCKETS = (
+    60, 300, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800, 345600,
+    604800, 1209600, 2592000, 5184000, 7776000, 15552000,
+)  # fmt: skip
+
 # Metrics of the domain: a rejected request must move none of them.
 DOMAIN_PREFIXES = ("dora_", "github_")
 

@@ -8,6 +8,7 @@ import signal
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -177,8 +178,6 @@ def test_sigterm_stops_the_service_cleanly() -> None:
 
 
 def test_the_form_content_type_works_over_real_http(observer: ObserverProcess) -> None:
-    from urllib.parse import urlencode
-
     payload = load_fixture("pull_request_opened")
     payload["pull_request"]["id"] += 1000
     body = urlencode({"payload": json.dumps(payload)}).encode()

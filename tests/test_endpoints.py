@@ -8,7 +8,7 @@ from observer import __version__
 from observer.events import HANDLERS
 from observer.metrics import WEBHOOK_EVENTS
 from tests.conftest import API_TOKEN, SECRET, Service
-from tests.exposition import Exposition
+from tests.exposition import CONTRACT_BUCKETS, Exposition
 from tests.test_api_event import deployment
 
 
@@ -89,27 +89,7 @@ def test_histograms_use_the_contract_buckets(service: Service) -> None:
         for line in text.splitlines()
         if line.startswith("dora_deployment_recovery_seconds_bucket")
     ]
-    assert buckets == [
-        60,
-        300,
-        900,
-        1800,
-        3600,
-        7200,
-        14400,
-        28800,
-        43200,
-        86400,
-        172800,
-        345600,
-        604800,
-        1209600,
-        2592000,
-        5184000,
-        7776000,
-        15552000,
-        float("inf"),
-    ]
+    assert buckets == [*CONTRACT_BUCKETS, float("inf")]
 
 
 def test_secrets_never_reach_the_metrics(service: Service) -> None:

@@ -8,8 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from prometheus_client.utils import floatToGoString
 
 from tests.conftest import SECRET, Service, load_fixture
+from tests.exposition import CONTRACT_BUCKETS
 from tests.signing import sign, sign_with_openssl
 
 REPO = "octo-org/octo-app"
@@ -33,36 +35,14 @@ def series(name: str, value: float, **labels: str) -> tuple[tuple[str, frozenset
 
 def histogram(name: str, value: float, **labels: str) -> dict[tuple[str, frozenset[Any]], float]:
     """The non-zero samples of a histogram holding the one observation ``value``."""
-    edges = [
-        60,
-        300,
-        900,
-        1800,
-        3600,
-        7200,
-        14400,
-        28800,
-        43200,
-        86400,
-        172800,
-        345600,
-        604800,
-        1209600,
-        2592000,
-        5184000,
-        7776000,
-        15552000,
-    ]
     samples = dict([series(f"{name}_count", 1, **labels), series(f"{name}_sum", value, **labels)])
-    for edge in [*edges, float("inf")]:
+    for edge in [*CONTRACT_BUCKETS, float("inf")]:
         if value <= edge:
             samples.update([series(f"{name}_bucket", 1, le=_le(edge), **labels)])
     return samples
 
 
 def _le(edge: float) -> str:
-    from prometheus_client.utils import floatToGoString
-
     return floatToGoString(edge)
 
 
