@@ -9,12 +9,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated
 from urllib.parse import quote
 
 import httpx
-from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, TypeAdapter
 
 from observer import logs
 from observer.github_auth import (
@@ -34,6 +31,20 @@ from observer.github_auth import (
     token_source,
     transport_errors,
 )
+from observer.github_models import (
+    COMMIT,
+    COMMITS,
+    COMPARISON,
+    DEPLOYMENTS,
+    PULLS,
+    STATUSES,
+    ApiCommit,
+    ApiDeployment,
+    ApiPull,
+    Comparison,
+    ComparisonBody,
+    same_repo,
+)
 from observer.metrics import Metrics
 
 __all__ = (
@@ -52,35 +63,6 @@ UNEXPLAINED_LIMIT_WAIT = 60.0
 PER_PAGE = 100
 
 
-@dataclass(frozen=True, slots=True)
-class ApiCommit:
-    sha: str
-    author_time: datetime
-    parents: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ApiPull:
-    number: int
-    merged_at: datetime | None
-    merge_commit_sha: str | None
-    head_ref: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Comparison:
-    status: str
-    commits: tuple[ApiCommit, ...]
-    truncated: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ApiDeployment:
-    id: int
-    sha: str
-    created_at: datetime
-
-
 @dataclass(slots=True)
 class CallCount:
     calls: int = 0
@@ -90,80 +72,6 @@ class CallCount:
 _COUNTERS: ContextVar[tuple[tuple[object, CallCount], ...]] = ContextVar(
     "github_call_counters", default=()
 )
-
-Sha = Annotated[str, StringConstraints(pattern=r"^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$")]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class _Ref(_Model):
-    sha: Sha
-
-
-class _Signature(_Model):
-    date: AwareDatetime
-
-
-class _GitCommit(_Model):
-    author: _Signature | None = None
-    committer: _Signature | None = None
-
-
-class _Commit(_Model):
-    sha: Sha
-    commit: _GitCommit
-    parents: list[_Ref]
-
-    def api(self, where: str) -> ApiCommit:
-        # The git author can be absent from GitHub's answer; the committer is the next best time.
-        signature = self.commit.author or self.commit.committer
-        if signature is None:
-            raise MalformedResponse(f"{where}: commit {self.sha.lower()} has no date")
-        parents = tuple(parent.sha.lower() for parent in self.parents)
-        return ApiCommit(sha=self.sha.lower(), author_time=signature.date, parents=parents)
-
-
-class _Comparison(_Model):
-    status: str
-    total_commits: int
-    commits: list[_Commit]
-
-
-class _Repo(_Model):
-    id: int
-
-
-class _Branch(_Model):
-    ref: str
-    repo: _Repo | None = None
-
-
-class _Pull(_Model):
-    number: int
-    merged_at: AwareDatetime | None = None
-    merge_commit_sha: Sha | None = None
-    head: _Branch
-    base: _Branch
-
-
-class _Deployment(_Model):
-    id: int
-    sha: Sha
-    created_at: AwareDatetime
-
-
-class _Status(_Model):
-    state: str
-
-
-_COMPARISON = TypeAdapter(_Comparison)
-_COMMIT = TypeAdapter(_Commit)
-_COMMITS = TypeAdapter(list[_Commit])
-_PULLS = TypeAdapter(list[_Pull])
-_DEPLOYMENTS = TypeAdapter(list[_Deployment])
-_STATUSES = TypeAdapter(list[_Status])
 
 
 def _repo_path(repository: str) -> str:
@@ -223,12 +131,12 @@ class GitHubClient:
     async def compare(self, repository: str, base: str, head: str, *, max_pages: int) -> Comparison:
         path = f"{_repo_path(repository)}/compare/{quote(base, safe='')}...{quote(head, safe='')}"
         missing = frozenset({404, 422})  # 422: an unknown sha, or no common history
-        pages: list[_Comparison] = []
+        pages: list[ComparisonBody] = []
         commits: list[ApiCommit] = []
         # Commits come oldest first, PER_PAGE at a time; page 1 says how many there are in all.
         for page in range(1, max(max_pages, 1) + 1):
             params: Params = {"per_page": PER_PAGE, "page": page}
-            pages.append(parse(_COMPARISON, await self._get(path, params, missing), path))
+            pages.append(parse(COMPARISON, await self._get(path, params, missing), path))
             commits.extend(commit.api(path) for commit in pages[-1].commits)
             if len(commits) >= pages[0].total_commits or not pages[-1].commits:
                 break
@@ -237,25 +145,25 @@ class GitHubClient:
 
     async def commit(self, repository: str, sha: str) -> ApiCommit:
         path = f"{_repo_path(repository)}/commits/{quote(sha, safe='')}"
-        return parse(_COMMIT, await self._get(path), path).api(path)
+        return parse(COMMIT, await self._get(path), path).api(path)
 
     async def commit_pulls(self, repository: str, sha: str) -> list[ApiPull]:
         path = f"{_repo_path(repository)}/commits/{quote(sha, safe='')}/pulls"
-        pulls = parse(_PULLS, await self._get(path), path)
+        pulls = parse(PULLS, await self._get(path), path)
         return [
             ApiPull(
                 number=pull.number,
                 merged_at=pull.merged_at,
                 merge_commit_sha=pull.merge_commit_sha.lower() if pull.merge_commit_sha else None,
                 # A fork's branch name means nothing in this repository.
-                head_ref=pull.head.ref if _same_repo(pull.head, pull.base) else None,
+                head_ref=pull.head.ref if same_repo(pull.head, pull.base) else None,
             )
             for pull in pulls
         ]
 
     async def pull_commits(self, repository: str, number: int) -> list[ApiCommit]:
         path = f"{_repo_path(repository)}/pulls/{number}/commits"
-        commits = parse(_COMMITS, await self._get(path, {"per_page": PER_PAGE}), path)
+        commits = parse(COMMITS, await self._get(path, {"per_page": PER_PAGE}), path)
         return [commit.api(path) for commit in commits]
 
     async def deployments(
@@ -263,12 +171,12 @@ class GitHubClient:
     ) -> list[ApiDeployment]:
         path = f"{_repo_path(repository)}/deployments"
         params: Params = {"environment": environment, "per_page": max(1, min(limit, PER_PAGE))}
-        found = parse(_DEPLOYMENTS, await self._get(path, params), path)
+        found = parse(DEPLOYMENTS, await self._get(path, params), path)
         return [ApiDeployment(id=d.id, sha=d.sha.lower(), created_at=d.created_at) for d in found]
 
     async def deployment_succeeded(self, repository: str, deployment_id: int) -> bool:
         path = f"{_repo_path(repository)}/deployments/{deployment_id}/statuses"
-        statuses = parse(_STATUSES, await self._get(path, {"per_page": 30}), path)
+        statuses = parse(STATUSES, await self._get(path, {"per_page": 30}), path)
         return any(status.state == "success" for status in statuses)
 
     async def _get(
@@ -363,10 +271,6 @@ class GitHubClient:
         if wait > self._max_wait:
             allowed = f"longer than the {self._max_wait:.0f} s allowed"
             raise RateLimited(f"{where}: rate limited for {wait:.0f} s more, {allowed}")
-
-
-def _same_repo(head: _Branch, base: _Branch) -> bool:
-    return head.repo is not None and base.repo is not None and head.repo.id == base.repo.id
 
 
 def _mentions_rate_limit(response: httpx.Response) -> bool:

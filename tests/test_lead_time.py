@@ -306,7 +306,7 @@ def test_a_failing_api_is_counted_and_the_counters_still_move(
 def test_a_slow_api_does_not_delay_the_answer(
     start: Callable[..., Service], github: respx.MockRouter
 ) -> None:
-    service = start(github_token="ghp_test-token")
+    service = start(github_token="ghp_test-token", shutdown_timeout=0.2)
 
     async def slow(request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(5)
