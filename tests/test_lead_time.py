@@ -324,7 +324,10 @@ def test_a_full_queue_drops_work_and_says_so(
     start: Callable[..., Service], github: respx.MockRouter
 ) -> None:
     service = start(
-        github_token="ghp_test-token", enrichment_queue_size=1, enrichment_concurrency=1
+        github_token="ghp_test-token",
+        shutdown_timeout=0.2,
+        enrichment_queue_size=1,
+        enrichment_concurrency=1,
     )
 
     async def slow(request: httpx.Request) -> httpx.Response:
