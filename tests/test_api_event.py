@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from openapi_spec_validator import validate as validate_openapi
 
 from tests.conftest import API_TOKEN, SECRET, Service
 from tests.signing import sign
@@ -305,3 +307,18 @@ def test_openapi_describes_the_event_models(service: Service) -> None:
         "timestamp",
     }
     assert schemas["IncidentEvent"]["properties"]["action"]["enum"] == ["opened", "resolved"]
+
+
+def test_the_openapi_document_is_valid_openapi(service: Service) -> None:
+    validate_openapi(service.client.get("/openapi.json").json())
+
+
+def test_the_readme_examples_are_accepted(service: Service) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Pushing events from pipelines", 1)[1].split("```json", 1)[1]
+    examples = section.split("```", 1)[0].replace('"<40 hex>"', f'"{SHA}"')
+    events = [json.loads(line) for line in examples.replace("\n ", " ").strip().splitlines()]
+    assert [event["type"] for event in events] == ["deployment", "incident", "incident"]
+    response = service.push_events(events)
+    assert response.status_code == 200, response.text
+    assert [item["result"] for item in response.json()["results"]] == ["accepted"] * 3
