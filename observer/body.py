@@ -6,7 +6,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qs
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
@@ -26,18 +26,42 @@ class UnsupportedMediaType(BodyError):
     status = 415
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+class Busy(BodyError):
+    status = 429
+
+
+class BodyBudget:
+    """Bytes of request bodies held in memory at once, across every request being read.
+
+    A body must be read whole before its signature can be checked, so without this bound
+    anyone could make the process hold MAX_BODY_BYTES for every connection they open.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+
+async def read_body(request: Request, limit: int, budget: BodyBudget) -> bytes:
     """The whole body, refused as soon as it is known to exceed ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(f"body is larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"body is larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"body is larger than {limit} bytes")
+            if budget.used + len(chunk) > budget.limit:
+                raise Busy("too many request bodies are being received; retry later")
+            budget.used += len(chunk)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise BodyError("the client went away before sending the whole body") from None
+    finally:
+        budget.used -= sum(len(chunk) for chunk in chunks)
     return b"".join(chunks)
 
 

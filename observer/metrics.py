@@ -20,8 +20,10 @@ API_CALL_BUCKETS = (0, 1, 2, 3, 5, 8, 13, 21, 34)
 
 DEPLOYMENT_STATUSES = ("success", "failure", "error")
 PULL_REQUEST_ACTIONS = ("opened", "merged", "closed")
-WEBHOOK_RESULTS = ("accepted", "ignored", "duplicate", "unauthorized", "malformed", "too_large")
-API_RESULTS = ("accepted", "duplicate", "invalid", "unauthorized")
+WEBHOOK_RESULTS = (
+    "accepted", "ignored", "duplicate", "unauthorized", "malformed", "too_large", "busy",
+)  # fmt: skip
+API_RESULTS = ("accepted", "ignored", "duplicate", "invalid", "unauthorized")
 WEBHOOK_EVENTS = ("ping", "deployment_status", "pull_request", "push", "issues", "other")
 API_EVENT_TYPES = ("deployment", "incident", "other")
 ENRICHMENT_FAILURES = (

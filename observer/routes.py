@@ -14,7 +14,15 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from observer import __version__, logs
-from observer.body import BodyError, decode_webhook, media_type, parse_json, read_body
+from observer.body import (
+    BodyBudget,
+    BodyError,
+    BodyTooLarge,
+    decode_webhook,
+    media_type,
+    parse_json,
+    read_body,
+)
 from observer.boundedset import RecentKeys
 from observer.events import HANDLERS, dispatch
 from observer.events.generic import EVENT, apply, event_list
@@ -52,6 +60,7 @@ class Endpoints:
             settings.api_token.get_secret_value().encode() if settings.api_token else None
         )
         self._deliveries = RecentKeys(settings.dedup_capacity)
+        self._budget = BodyBudget(settings.max_buffered_bytes)
         self._events = event_list(settings.max_events_per_request)
         self._openapi = openapi_document(settings.max_events_per_request)
         self.ready = False
@@ -96,9 +105,10 @@ class Endpoints:
             message = "missing X-Hub-Signature-256 header"
             return finish(_error(401, message), "unauthorized", message)
         try:
-            body = await read_body(request, self._settings.max_body_bytes)
+            body = await read_body(request, self._settings.max_body_bytes, self._budget)
         except BodyError as error:
-            return finish(_error(error.status, str(error)), "too_large", str(error))
+            refusal = "too_large" if isinstance(error, BodyTooLarge) else "busy"
+            return finish(_error(error.status, str(error)), refusal, str(error))
         if not verify(self._secrets, body, signature):
             message = "signature does not match"
             return finish(_error(401, message), "unauthorized", message)
@@ -162,7 +172,7 @@ class Endpoints:
         elif signature is None:
             return refuse(401, "missing bearer token or X-Hub-Signature-256", "unauthorized")
         try:
-            body = await read_body(request, self._settings.max_body_bytes)
+            body = await read_body(request, self._settings.max_body_bytes, self._budget)
         except BodyError as error:
             return refuse(error.status, str(error), "invalid")
         if authorization is None and not verify(self._secrets, body, signature):

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     incident_label: str = Field(default="incident", min_length=1)
 
     max_body_bytes: int = Field(default=26_214_400, ge=1024)
+    max_buffered_bytes: int = Field(default=104_857_600, ge=1024)
     max_repositories: int = Field(default=2000, ge=1)
     max_environments: int = Field(default=20, ge=1)
     max_events_per_request: int = Field(default=1000, ge=1)
@@ -140,6 +141,12 @@ class Settings(BaseSettings):
         if value not in {"debug", "info", "warning", "error"}:
             raise ValueError("must be debug, info, warning or error")
         return value
+
+    @model_validator(mode="after")
+    def _one_body_fits(self) -> Settings:
+        if self.max_buffered_bytes < self.max_body_bytes:
+            raise ValueError("MAX_BUFFERED_BYTES must be at least MAX_BODY_BYTES")
+        return self
 
     @model_validator(mode="after")
     def _one_way_to_authenticate(self) -> Settings:

@@ -223,3 +223,40 @@ def test_pipeline_events_over_real_http(observer: ObserverProcess) -> None:
         )
         == 1
     )
+
+
+def test_bodies_held_open_cannot_exhaust_memory() -> None:
+    """Unsigned bodies must be read before they can be refused; their total is bounded."""
+    mebibyte = 2**20
+    settings = {"MAX_BODY_BYTES": str(mebibyte), "MAX_BUFFERED_BYTES": str(3 * mebibyte // 2)}
+    with start_observer(settings, secret=SECRET) as observer:
+
+        async def scenario() -> tuple[int, int, int]:
+            # A slow sender declares 1 MiB, sends all but its last byte, and waits.
+            reader, writer = await asyncio.open_connection("127.0.0.1", observer.port)
+            head = (
+                "POST /webhook HTTP/1.1\r\nHost: observer\r\nContent-Type: application/json\r\n"
+                f"X-Hub-Signature-256: sha256={'0' * 64}\r\nContent-Length: {mebibyte}\r\n\r\n"
+            )
+            writer.write(head.encode() + b" " * (mebibyte - 1))
+            await writer.drain()
+            await asyncio.sleep(1.0)
+            # Meanwhile another whole mebibyte does not fit in what is left.
+            body = b"{" + b" " * (mebibyte - 2) + b"}"
+            busy, _ = await rawhttp.post(
+                "127.0.0.1", observer.port, "/webhook", body, signed_headers("push", body)
+            )
+            writer.write(b" ")
+            await writer.drain()
+            slow = int((await reader.readline()).split()[1])
+            writer.close()
+            ping = json.dumps(load_fixture("ping")).encode()
+            after, _ = await rawhttp.post(
+                "127.0.0.1", observer.port, "/webhook", ping, signed_headers("ping", ping)
+            )
+            return busy, slow, after
+
+        busy, slow, after = asyncio.run(scenario())
+        assert (busy, slow, after) == (429, 401, 200)
+        metrics = scrape(observer)
+        assert metrics.get("observer_webhook_deliveries_total", event="other", result="busy") == 1
