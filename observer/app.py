@@ -19,6 +19,7 @@ from observer.metrics import Metrics
 from observer.recorder import Recorder
 from observer.routes import Endpoints
 from observer.settings import Settings
+from observer.shutdown import Shutdown
 
 
 def create_app(
@@ -26,9 +27,12 @@ def create_app(
     registry: CollectorRegistry | None = None,
     *,
     github_transport: httpx.AsyncBaseTransport | None = None,
+    shutdown: Shutdown | None = None,
 ) -> Starlette:
     """The service; each call has its own registry unless one is given, so tests stay apart."""
     metrics = Metrics(registry if registry is not None else CollectorRegistry())
+    # Started by the server at the stop signal; without one, the budget starts at shutdown.
+    stopping = shutdown if shutdown is not None else Shutdown(settings.shutdown_timeout)
     recorder = Recorder(settings, metrics)
     endpoints = Endpoints(settings, recorder)
     knowledge = Knowledge(settings.cache_size)
@@ -77,7 +81,8 @@ def create_app(
                 yield
             finally:
                 endpoints.ready = False
-                await worker.stop(settings.shutdown_timeout)
+                stopping.begin()
+                await worker.stop(stopping.remaining())
                 lead_time.client = None
 
     app = Starlette(routes=endpoints.routes(), lifespan=lifespan)
