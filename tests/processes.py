@@ -37,6 +37,16 @@ def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float 
     raise RuntimeError(f"{url} not ready after {timeout}s")
 
 
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, and SIGKILL if that has not ended it within 15 seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def observer_command() -> list[str]:
     """The console script when it is installed, else ``python -m observer``."""
     script = shutil.which("observer", path=str(Path(sys.executable).parent))
@@ -84,9 +94,4 @@ def start_observer(
                 wait_until_ready(f"{running.url}/healthz", process)
                 yield running
             finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                stop(process)

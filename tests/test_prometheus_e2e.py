@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from tests.conftest import load_fixture
-from tests.processes import ObserverProcess, free_port, start_observer
+from tests.processes import ObserverProcess, free_port, start_observer, stop
 from tests.promql import RULE_FILE, dashboard_queries, interpolate, require_binary, rules, run
 from tests.signing import sign
 
@@ -143,12 +143,7 @@ def prometheus_server(binary: str, tmp: Path, targets: list[str]) -> Iterator[tu
                 time.sleep(0.1)
             yield url, log_path
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
 
 
 # --- The event history ------------------------------------------------------------------------
