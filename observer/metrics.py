@@ -33,14 +33,18 @@ ENRICHMENT_FAILURES = (
 
 
 class Metrics:
-    """The exporter's metrics, each created in ``registry`` with its known label values."""
+    """The exporter's metrics, each created in ``registry`` with its known label values.
+
+    Names are written as they are exposed (a counter's ``_total`` included), so that searching
+    the code for a metric finds it.
+    """
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
 
         # DORA primitives.
         self.deployments = Counter(
-            "dora_deployments",
+            "dora_deployments_total",
             "Deployments that reached a terminal status.",
             ["repository", "environment", "status"],
             registry=registry,
@@ -63,7 +67,7 @@ class Metrics:
             ["repository", "environment"],
         )
         self.incidents_opened = Counter(
-            "dora_incidents_opened",
+            "dora_incidents_opened_total",
             "Incidents opened.",
             ["repository"],
             registry=registry,
@@ -76,7 +80,7 @@ class Metrics:
 
         # GitHub activity, by repository and never by person.
         self.pull_requests = Counter(
-            "github_pull_requests",
+            "github_pull_requests_total",
             "Pull requests opened, merged, or closed unmerged.",
             ["repository", "action"],
             registry=registry,
@@ -87,7 +91,7 @@ class Metrics:
             ["repository"],
         )
         self.commits_pushed = Counter(
-            "github_commits_pushed",
+            "github_commits_pushed_total",
             "Commits pushed that were new to the repository.",
             ["repository"],
             registry=registry,
@@ -99,13 +103,13 @@ class Metrics:
         )
         self.build_info.info({"version": __version__, "python": platform.python_version()})
         self.webhook_deliveries = Counter(
-            "observer_webhook_deliveries",
+            "observer_webhook_deliveries_total",
             "Deliveries to /webhook, by event and outcome.",
             ["event", "result"],
             registry=registry,
         )
         self.api_events = Counter(
-            "observer_api_events",
+            "observer_api_events_total",
             "Events pushed to /api/event, by type and outcome.",
             ["type", "result"],
             registry=registry,
@@ -118,7 +122,7 @@ class Metrics:
             registry=registry,
         )
         self.labels_folded = Counter(
-            "observer_label_values_folded",
+            "observer_label_values_folded_total",
             "Events whose label value was folded into 'other' because its cap was reached.",
             ["label"],
             registry=registry,
@@ -132,7 +136,7 @@ class Metrics:
 
         # GitHub API enrichment.
         self.github_requests = Counter(
-            "observer_github_api_requests",
+            "observer_github_api_requests_total",
             "Requests to the GitHub API, by HTTP status code ('error' when none came back).",
             ["status"],
             registry=registry,
@@ -154,18 +158,18 @@ class Metrics:
             registry=registry,
         )
         self.enrichment_dropped = Counter(
-            "observer_enrichment_dropped",
+            "observer_enrichment_dropped_total",
             "Deployments not enriched because the queue was full or the service stopped.",
             registry=registry,
         )
         self.enrichment_failures = Counter(
-            "observer_enrichment_failures",
+            "observer_enrichment_failures_total",
             "Deployments whose enrichment failed, by reason.",
             ["reason"],
             registry=registry,
         )
         self.enrichment_truncated = Counter(
-            "observer_enrichment_compare_truncated",
+            "observer_enrichment_compare_truncated_total",
             "Deployments that shipped more commits than the compare pages read.",
             registry=registry,
         )
