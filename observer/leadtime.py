@@ -194,7 +194,6 @@ class LeadTime:
     async def _change(
         self, repository: str, key: str, pull: KnownPull | None, members: list[ApiCommit]
     ) -> Change:
-        representative = members[-1].sha if pull is None else pull.merge_commit_sha
         if pull is None:
             return Change(key, min(c.author_time for c in members), members[-1].sha, None)
         # A squash or merge commit is made at merge time: the pull request's own commits, or
@@ -210,7 +209,7 @@ class LeadTime:
             times.append(first)
         if not times:
             times = [c.author_time for c in members]
-        return Change(key, min(times), representative or members[-1].sha, pull)
+        return Change(key, min(times), pull.merge_commit_sha or members[-1].sha, pull)
 
 
 def _mainline_groups(

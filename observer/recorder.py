@@ -43,10 +43,6 @@ class _Nobody:
         pass
 
 
-def _not_on_allowlist(repository: str) -> Result:
-    return Result(Outcome.IGNORED, f"repository {repository} is not in REPOSITORIES")
-
-
 class Recorder:
     """The one place where events become metric changes, whichever endpoint they came through."""
 
@@ -71,14 +67,14 @@ class Recorder:
         return self._production.search(environment.lower()) is not None
 
     def deployment(self, deployment: Deployment) -> Result:
-        repository = self._labels.repository(deployment.repository)
-        if repository is None:
-            return _not_on_allowlist(deployment.repository)
-        if deployment.key is not None and not self._seen.add(deployment.key):
-            return Result(Outcome.DUPLICATE, "deployment status already counted", repository)
+        admitted = self._admit(
+            deployment.repository, deployment.key, "deployment status already counted"
+        )
+        if isinstance(admitted, Result):
+            return admitted
+        repository = admitted
         environment = self._labels.environment(deployment.environment)
         self.metrics.deployments.labels(repository, environment, deployment.status).inc()
-        self._touch(repository)
         if self.is_production(deployment.environment):
             clock_key = (repository, environment)
             if deployment.status == "success":
@@ -93,52 +89,56 @@ class Recorder:
         return Result(Outcome.ACCEPTED, repository=repository)
 
     def pull_request(self, pull_request: PullRequest) -> Result:
-        repository = self._labels.repository(pull_request.repository)
-        if repository is None:
-            return _not_on_allowlist(pull_request.repository)
-        # Enrichment learns merge commits from every delivery, even repeated ones.
+        admitted = self._admit(
+            pull_request.repository, pull_request.key, "pull request event already counted"
+        )
+        if isinstance(admitted, Result):
+            return admitted
         self.listener.saw_pull_request(pull_request)
-        if not self._seen.add(pull_request.key):
-            return Result(Outcome.DUPLICATE, "pull request event already counted", repository)
-        self.metrics.pull_requests.labels(repository, pull_request.action).inc()
+        self.metrics.pull_requests.labels(admitted, pull_request.action).inc()
         if pull_request.action == "merged" and pull_request.merged_at is not None:
             cycle = (pull_request.merged_at - pull_request.created_at).total_seconds()
-            self.metrics.pull_request_cycle_time.labels(repository).observe(max(cycle, 0.0))
-        self._touch(repository)
-        return Result(Outcome.ACCEPTED, repository=repository)
+            self.metrics.pull_request_cycle_time.labels(admitted).observe(max(cycle, 0.0))
+        return Result(Outcome.ACCEPTED, repository=admitted)
 
     def push(self, push: Push) -> Result:
-        repository = self._labels.repository(push.repository)
-        if repository is None:
-            return _not_on_allowlist(push.repository)
+        admitted = self._admit(push.repository, push.key, "push already counted")
+        if isinstance(admitted, Result):
+            return admitted
         self.listener.saw_push(push)
-        if not self._seen.add(push.key):
-            return Result(Outcome.DUPLICATE, "push already counted", repository)
         if push.new:
-            self.metrics.commits_pushed.labels(repository).inc(len(push.new))
-        self._touch(repository)
-        return Result(Outcome.ACCEPTED, repository=repository)
+            self.metrics.commits_pushed.labels(admitted).inc(len(push.new))
+        return Result(Outcome.ACCEPTED, repository=admitted)
 
     def incident_opened(self, incident: IncidentOpened) -> Result:
-        repository = self._labels.repository(incident.repository)
-        if repository is None:
-            return _not_on_allowlist(incident.repository)
-        if not self._seen.add(incident.key):
-            return Result(Outcome.DUPLICATE, "incident already counted", repository)
-        self.metrics.incidents_opened.labels(repository).inc()
-        self._touch(repository)
-        return Result(Outcome.ACCEPTED, repository=repository)
+        admitted = self._admit(incident.repository, incident.key, "incident already counted")
+        if isinstance(admitted, Result):
+            return admitted
+        self.metrics.incidents_opened.labels(admitted).inc()
+        return Result(Outcome.ACCEPTED, repository=admitted)
 
     def incident_resolved(self, incident: IncidentResolved) -> Result:
-        repository = self._labels.repository(incident.repository)
-        if repository is None:
-            return _not_on_allowlist(incident.repository)
-        if not self._seen.add(incident.key):
-            return Result(Outcome.DUPLICATE, "incident resolution already counted", repository)
+        admitted = self._admit(
+            incident.repository, incident.key, "incident resolution already counted"
+        )
+        if isinstance(admitted, Result):
+            return admitted
         recovery = (incident.resolved_at - incident.opened_at).total_seconds()
-        self.metrics.incident_recovery.labels(repository).observe(max(recovery, 0.0))
+        self.metrics.incident_recovery.labels(admitted).observe(max(recovery, 0.0))
+        return Result(Outcome.ACCEPTED, repository=admitted)
+
+    def _admit(self, full_name: str, key: str | None, already: str) -> str | Result:
+        """The repository's label for an event to count, or the Result that turns it away.
+
+        Only counted events reach enrichment: a repeat was learnt from the first time.
+        """
+        repository = self._labels.repository(full_name)
+        if repository is None:
+            return Result(Outcome.IGNORED, f"repository {full_name} is not in REPOSITORIES")
+        if key is not None and not self._seen.add(key):
+            return Result(Outcome.DUPLICATE, already, repository)
         self._touch(repository)
-        return Result(Outcome.ACCEPTED, repository=repository)
+        return repository
 
     def _touch(self, repository: str) -> None:
         self.metrics.last_event.labels(repository).set(time.time())
