@@ -66,7 +66,7 @@ class Recorder:
     def is_production(self, environment: str) -> bool:
         return self._production.search(environment.lower()) is not None
 
-    def deployment(self, deployment: Deployment) -> Result:
+    async def deployment(self, deployment: Deployment) -> Result:
         admitted = self._admit(
             deployment.repository, deployment.key, "deployment status already counted"
         )
@@ -88,7 +88,7 @@ class Recorder:
                 self._recovery.failed(clock_key, deployment.time)
         return Result(Outcome.ACCEPTED, repository=repository)
 
-    def pull_request(self, pull_request: PullRequest) -> Result:
+    async def pull_request(self, pull_request: PullRequest) -> Result:
         admitted = self._admit(
             pull_request.repository, pull_request.key, "pull request event already counted"
         )
@@ -101,7 +101,7 @@ class Recorder:
             self.metrics.pull_request_cycle_time.labels(admitted).observe(max(cycle, 0.0))
         return Result(Outcome.ACCEPTED, repository=admitted)
 
-    def push(self, push: Push) -> Result:
+    async def push(self, push: Push) -> Result:
         admitted = self._admit(push.repository, push.key, "push already counted")
         if isinstance(admitted, Result):
             return admitted
@@ -110,14 +110,14 @@ class Recorder:
             self.metrics.commits_pushed.labels(admitted).inc(len(push.new))
         return Result(Outcome.ACCEPTED, repository=admitted)
 
-    def incident_opened(self, incident: IncidentOpened) -> Result:
+    async def incident_opened(self, incident: IncidentOpened) -> Result:
         admitted = self._admit(incident.repository, incident.key, "incident already counted")
         if isinstance(admitted, Result):
             return admitted
         self.metrics.incidents_opened.labels(admitted).inc()
         return Result(Outcome.ACCEPTED, repository=admitted)
 
-    def incident_resolved(self, incident: IncidentResolved) -> Result:
+    async def incident_resolved(self, incident: IncidentResolved) -> Result:
         admitted = self._admit(
             incident.repository, incident.key, "incident resolution already counted"
         )

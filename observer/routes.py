@@ -130,7 +130,7 @@ class Endpoints:
         if delivery in self._deliveries:
             return finish(_accepted("duplicate", delivery), "duplicate", "delivery seen before")
         try:
-            result = dispatch(claimed_event, payload, self._recorder)
+            result = await dispatch(claimed_event, payload, self._recorder)
         except ValidationError as error:
             fields = describe(error)
             message = f"{claimed_event} payload is missing or has invalid fields"
@@ -198,7 +198,7 @@ class Endpoints:
                 "validation failed",
             )
 
-        results = [apply(item, self._recorder) for item in events]
+        results = [await apply(item, self._recorder) for item in events]
         body_results = [
             {"type": item.type, "result": result.outcome, "detail": result.detail}
             for item, result in zip(events, results, strict=True)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from observer.domain import Outcome, Result
 from observer.events import deployment_status, issues, ping, pull_request, push
 from observer.recorder import Recorder
 
-Handler = Callable[[dict[str, Any], Recorder], Result]
+Handler = Callable[[dict[str, Any], Recorder], Awaitable[Result]]
 
 HANDLERS: Mapping[str, Handler] = {
     "ping": ping.handle,
@@ -20,7 +20,7 @@ HANDLERS: Mapping[str, Handler] = {
 }
 
 
-def dispatch(event: str, payload: dict[str, Any], recorder: Recorder) -> Result:
+async def dispatch(event: str, payload: dict[str, Any], recorder: Recorder) -> Result:
     """Apply one authentic delivery; events without a handler are acknowledged and ignored.
 
     Raises pydantic's ValidationError when a handled event lacks what it needs.
@@ -28,4 +28,4 @@ def dispatch(event: str, payload: dict[str, Any], recorder: Recorder) -> Result:
     handler = HANDLERS.get(event)
     if handler is None:
         return Result(Outcome.IGNORED, f"event {event!r} is not used")
-    return handler(payload, recorder)
+    return await handler(payload, recorder)

@@ -32,12 +32,12 @@ class Payload(Model):
     repository: Repository
 
 
-def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
+async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
     event = Payload.model_validate(payload)
     status = event.deployment_status
     if status.state not in TERMINAL_STATES:
         return Result(Outcome.IGNORED, f"state {status.state!r} is not terminal")
-    return recorder.deployment(
+    return await recorder.deployment(
         Deployment(
             repository=event.repository.full_name,
             environment=status.environment or event.deployment.environment,

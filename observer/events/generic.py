@@ -97,10 +97,10 @@ def event_list(max_items: int) -> TypeAdapter[list[DeploymentEvent | IncidentEve
     return TypeAdapter(Annotated[list[Event], Field(min_length=1, max_length=max_items)])
 
 
-def apply(event: DeploymentEvent | IncidentEvent, recorder: Recorder) -> Result:
+async def apply(event: DeploymentEvent | IncidentEvent, recorder: Recorder) -> Result:
     repository = event.repository.lower()
     if isinstance(event, DeploymentEvent):
-        return recorder.deployment(
+        return await recorder.deployment(
             Deployment(
                 repository=event.repository,
                 environment=event.environment,
@@ -113,9 +113,9 @@ def apply(event: DeploymentEvent | IncidentEvent, recorder: Recorder) -> Result:
         )
     key = f"api:incident:{repository}:{event.id}"
     if event.action == "opened":
-        return recorder.incident_opened(IncidentOpened(event.repository, key=f"{key}:opened"))
+        return await recorder.incident_opened(IncidentOpened(event.repository, key=f"{key}:opened"))
     assert event.resolved_at is not None  # checked by the model
-    return recorder.incident_resolved(
+    return await recorder.incident_resolved(
         IncidentResolved(
             event.repository,
             opened_at=event.opened_at,

@@ -26,7 +26,7 @@ class Payload(Model):
     label: Label | None = None
 
 
-def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
+async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
     event = Payload.model_validate(payload)
     issue = event.issue
     wanted = recorder.incident_label
@@ -36,16 +36,16 @@ def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
     # per issue makes them one incident.
     opened = IncidentOpened(repository, key=f"incident:issue:{issue.id}:opened")
     if event.action == "opened" and is_incident:
-        return recorder.incident_opened(opened)
+        return await recorder.incident_opened(opened)
     if (
         event.action == "labeled"
         and event.label is not None
         and event.label.name.lower() == wanted
         and issue.state == "open"
     ):
-        return recorder.incident_opened(opened)
+        return await recorder.incident_opened(opened)
     if event.action == "closed" and is_incident and issue.closed_at is not None:
-        return recorder.incident_resolved(
+        return await recorder.incident_resolved(
             IncidentResolved(
                 repository,
                 opened_at=issue.created_at,

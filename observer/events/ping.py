@@ -8,5 +8,5 @@ from observer.domain import Outcome, Result
 from observer.recorder import Recorder
 
 
-def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
+async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
     return Result(Outcome.ACCEPTED, "pong")

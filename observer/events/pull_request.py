@@ -38,7 +38,7 @@ class Payload(Model):
     repository: Repository
 
 
-def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
+async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
     event = Payload.model_validate(payload)
     pr = event.pull_request
     if event.action == "opened":
@@ -50,7 +50,7 @@ def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
         action, key = "closed", f"pull_request:{pr.id}:closed:{pr.closed_at}"
     else:
         return Result(Outcome.IGNORED, f"action {event.action!r} is not counted")
-    return recorder.pull_request(
+    return await recorder.pull_request(
         PullRequest(
             repository=event.repository.full_name,
             number=pr.number,

@@ -26,10 +26,10 @@ class Payload(Model):
     repository: Repository
 
 
-def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
+async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
     event = Payload.model_validate(payload)
     commits = [(Commit(c.id.lower(), c.timestamp), c.distinct) for c in event.commits]
-    return recorder.push(
+    return await recorder.push(
         Push(
             repository=event.repository.full_name,
             ref=event.ref,
