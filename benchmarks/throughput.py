@@ -84,6 +84,7 @@ def webhook_requests(count: int, repositories: int = 1) -> list[tuple[bytes, byt
     built = []
     for index in range(count):
         template["deployment_status"]["id"] = 10_000_000 + index
+        template["deployment"]["id"] = 10_000_000 + index
         template["repository"]["full_name"] = f"octo-org/app-{index % repositories}"
         body = json.dumps(template).encode()
         head = (

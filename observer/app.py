@@ -1,7 +1,12 @@
-"""The ASGI application: routes, and the lifespan that owns what lives as long as the process."""
+"""The ASGI application: routes, and the lifespan that builds and owns what lives as long as it.
+
+The object graph is built whole in the lifespan, once it has what it needs (the state store's
+connection, the GitHub API's HTTP client), and handed to the endpoints as lifespan state.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -10,16 +15,20 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
 from observer import logs
-from observer.enrichment import Enricher, Worker
+from observer.enrichment import Deployments, Enrichment
 from observer.github import GitHubClient, create_http_client
 from observer.github_auth import token_source
 from observer.knowledge import Knowledge
+from observer.labels import LabelPolicy
 from observer.leadtime import LeadTime
 from observer.metrics import Metrics
 from observer.recorder import Recorder
-from observer.routes import Endpoints
+from observer.routes import Endpoints, Services
 from observer.settings import Settings
 from observer.shutdown import Shutdown
+from observer.sources import GitHubSource, Source, WebhookSource
+from observer.state import Store, open_store
+from observer.state.file import FileStore
 
 
 def create_app(
@@ -29,64 +38,102 @@ def create_app(
     github_transport: httpx.AsyncBaseTransport | None = None,
     shutdown: Shutdown | None = None,
 ) -> Starlette:
-    """The service; each call has its own registry unless one is given, so tests stay apart."""
+    """The service; each call has its own registry unless one is given, so tests stay apart.
+
+    A file store loads its snapshot here, so that an unreadable one stops the start
+    (``SnapshotError``) before anything listens.
+    """
     metrics = Metrics(registry if registry is not None else CollectorRegistry())
     # Started by the server at the stop signal; without one, the budget starts at shutdown.
     stopping = shutdown if shutdown is not None else Shutdown(settings.shutdown_timeout)
-    recorder = Recorder(settings, metrics)
-    endpoints = Endpoints(settings, recorder)
-    knowledge = Knowledge(settings.cache_size)
-    lead_time = LeadTime(
-        knowledge,
-        None,
-        metrics,
-        capacity=settings.dedup_capacity,
-        compare_max_pages=settings.compare_max_pages,
+    store = open_store(settings)
+    endpoints = Endpoints(settings, metrics)
+    labels = LabelPolicy(
+        settings.repositories, settings.max_repositories, settings.max_environments, metrics
     )
-    worker = Worker(
-        lead_time.enrich,
-        metrics,
-        queue_size=settings.enrichment_queue_size,
-        concurrency=settings.enrichment_concurrency,
-    )
-    recorder.listener = Enricher(knowledge, lead_time, worker)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Services]]:
         async with contextlib.AsyncExitStack() as stack:
-            if settings.enrichment_enabled:
-                http = await stack.enter_async_context(
-                    create_http_client(settings, transport=github_transport)
-                )
-                auth = token_source(settings, http)
-                assert auth is not None  # enrichment is enabled only with a way to authenticate
-                lead_time.client = GitHubClient(
-                    http,
-                    metrics,
-                    auth,
-                    max_retries=settings.github_max_retries,
-                    max_rate_limit_wait=settings.github_max_rate_limit_wait,
-                )
-                logs.event(
-                    "lead-time enrichment is on", github_api_url=str(settings.github_api_url)
-                )
-            else:
-                logs.event(
-                    "lead-time enrichment from the GitHub API is off: GITHUB_TOKEN is not set; "
-                    "deployments that list their commits still get lead times"
-                )
-            worker.start()
+            stack.push_async_callback(store.close)
+            knowledge = Knowledge(store)
+            source = await _source(settings, metrics, knowledge, stack, github_transport)
+            lead_time = LeadTime(knowledge, source, store, metrics)
+            enrichment = Enrichment(
+                store,
+                lead_time,
+                labels,
+                metrics,
+                concurrency=settings.enrichment_concurrency,
+                settle=settings.settle_seconds,
+            )
+            recorder = Recorder(
+                metrics,
+                store,
+                labels,
+                knowledge,
+                Deployments(store, settle=settings.settle_seconds, wake=enrichment.wake),
+                production=settings.production_environments,
+                incident_label=settings.incident_label,
+                max_clock_skew=settings.max_clock_skew,
+            )
+            saver = _start_saving(store, settings.state_save_interval)
+            logs.event("state store", mode=store.mode)
+            enrichment.start()
+            app.state.enrichment = enrichment
             endpoints.ready = True
             try:
-                yield
+                yield {"services": Services(recorder, store)}
             finally:
                 endpoints.ready = False
                 stopping.begin()
-                await worker.stop(stopping.remaining())
-                lead_time.client = None
+                await enrichment.stop(stopping.remaining(), finish_waiting=store.mode == "memory")
+                if saver is not None:
+                    saver.cancel()
+                    await asyncio.gather(saver, return_exceptions=True)
+                if isinstance(store, FileStore):
+                    store.save()
 
-    app = Starlette(routes=endpoints.routes(), lifespan=lifespan)
-    app.state.metrics = metrics
-    app.state.recorder = recorder
-    app.state.worker = worker
-    return app
+    return Starlette(routes=endpoints.routes(), lifespan=lifespan)
+
+
+async def _source(
+    settings: Settings,
+    metrics: Metrics,
+    knowledge: Knowledge,
+    stack: contextlib.AsyncExitStack,
+    transport: httpx.AsyncBaseTransport | None,
+) -> Source:
+    if not settings.enrichment_enabled:
+        logs.event(
+            "lead time from the GitHub API is off: GITHUB_TOKEN is not set; deployments get "
+            "lead times from the commits they list or from the pushes seen"
+        )
+        return WebhookSource(knowledge)
+    http = await stack.enter_async_context(create_http_client(settings, transport=transport))
+    auth = token_source(settings, http)
+    assert auth is not None  # enrichment is enabled only with a way to authenticate
+    client = GitHubClient(
+        http,
+        metrics,
+        auth,
+        max_retries=settings.github_max_retries,
+        max_rate_limit_wait=settings.github_max_rate_limit_wait,
+    )
+    logs.event("lead-time enrichment is on", github_api_url=str(settings.github_api_url))
+    return GitHubSource(client, knowledge, metrics, max_pages=settings.compare_max_pages)
+
+
+def _start_saving(store: Store, interval: float) -> asyncio.Task[None] | None:
+    if not isinstance(store, FileStore):
+        return None
+
+    async def save_every() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(store.save)
+            except OSError as error:
+                logs.event("state snapshot not written", path=str(store.path), detail=str(error))
+
+    return asyncio.create_task(save_every())

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+
+
+def at(seconds: float) -> datetime:
+    """A Unix time as an aware datetime, as the store keeps times in seconds."""
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 class Outcome(enum.StrEnum):
@@ -61,7 +66,10 @@ class Push:
     ref: str
     key: str
     after: str
+    before: str = ""
     deleted: bool = False
+    # Rewritten history: what was known about where the branch started no longer holds.
+    forced: bool = False
     commits: tuple[Commit, ...] = field(default=())
     # The commits GitHub marks distinct: new to the repository.
     new: tuple[Commit, ...] = field(default=())
@@ -71,6 +79,8 @@ class Push:
 class IncidentOpened:
     repository: str
     key: str
+    # When it became an incident: opened with the label, or labelled later.
+    opened_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +89,5 @@ class IncidentResolved:
     opened_at: datetime
     resolved_at: datetime
     key: str
+    # The key its opening was recorded under, where the opening time may be kept.
+    opened_key: str | None = None

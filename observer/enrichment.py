@@ -1,136 +1,287 @@
-"""The background worker that enriches deployments after their webhook has been answered."""
+"""Lead-time work after a deployment's answer: recorded in the store, done once it has settled.
+
+A successful production deployment is written into its environment's history with a time at
+which its work is due (``SETTLE_SECONDS`` after it arrived, so that the pull request event or
+the older deployment arriving seconds late is taken into account). A loop in every replica
+hands due environments to a few workers; a lock in the store lets one replica at a time work
+on one environment, its deployments in the order of their times. Work that fails is retried
+later, a bounded number of times; work still waiting at shutdown stays in the store for the
+next start or another replica.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable
+from typing import Any
 
 from observer import logs
-from observer.domain import Deployment, PullRequest, Push
+from observer.domain import Commit, Deployment, at
 from observer.github import GitHubError
-from observer.knowledge import Knowledge, ShippedAt
-from observer.leadtime import Job, LeadTime, Previous
+from observer.history import Entry, History
+from observer.labels import LabelPolicy
+from observer.leadtime import Job, LeadTime
 from observer.metrics import Metrics
+from observer.state import Store, StoreUnavailable
+
+INDEX = "all"
+# How often every replica looks for work another replica, or an earlier run, left waiting.
+RESCAN_SECONDS = 5.0
+LOCK_SECONDS = 300.0
+MAX_ATTEMPTS = 5
+RETRY_SECONDS = 60.0
 
 
-class Worker:
-    """A bounded queue drained by a fixed number of tasks; a full queue drops, never waits."""
+def history_key(repository: str, environment: str) -> str:
+    return f"{repository.lower()} {environment.lower()}"
+
+
+class Deployments:
+    """Writes terminal statuses into their environment's history; says what recovered."""
+
+    def __init__(self, store: Store, *, settle: float, wake: Callable[[], None]) -> None:
+        self._store = store
+        self._settle = settle
+        self._wake = wake
+
+    async def record(self, deployment: Deployment, *, ships: bool) -> list[float]:
+        """Recoveries this status completes; a success that ships waits for lead time."""
+        pair = history_key(deployment.repository, deployment.environment)
+        due = time.time() + self._settle if ships and deployment.status == "success" else None
+        entry = Entry(
+            deployment.time.timestamp(),
+            deployment.status,
+            deployment.key or f"unkeyed:{time.time_ns()}",
+            deployment.sha,
+            due,
+        )
+        if deployment.commits and due is not None:
+            await self._store.put_many(
+                "shipment", {entry.key: [[c.sha, c.time.timestamp()] for c in deployment.commits]}
+            )
+
+        def place(doc: Any) -> tuple[Any, list[float]]:
+            history = History.from_json(doc)
+            if not history.insert(entry):
+                return doc, []
+            recoveries = history.recoveries()  # marks them observed: before it is written
+            return history.to_json(), recoveries
+
+        recoveries = await self._store.update("history", pair, place)
+        if due is not None:
+            await self._store.update(
+                "pending", INDEX, lambda index: (_schedule(index, pair, due), None)
+            )
+            self._wake()
+        return recoveries
+
+
+def _schedule(known: Any, pair: str, due: float) -> dict[str, Any]:
+    index: dict[str, Any] = dict(known or {})
+    known_due, version = index.get(pair, [due, 0])
+    index[pair] = [min(known_due, due), version + 1]
+    return index
+
+
+class Enrichment:
+    """The loop that finds due work and the workers that do it."""
 
     def __init__(
         self,
-        process: Callable[[Job], Awaitable[None]],
+        store: Store,
+        lead_time: LeadTime,
+        labels: LabelPolicy,
         metrics: Metrics,
         *,
-        queue_size: int,
         concurrency: int,
+        settle: float,
     ) -> None:
-        self._process = process
+        self._store = store
+        self._lead_time = lead_time
+        self._labels = labels
         self._metrics = metrics
-        self._queue: asyncio.Queue[Job] = asyncio.Queue(queue_size)
         self._concurrency = concurrency
+        self._settle = settle
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._accepting = False
         self._running = 0
-        metrics.enrichment_queue_depth.set_function(self._queue.qsize)
+        self._waiting = 0
+        # Work was recorded since the last look at the store.
+        self._stale = False
+        # At shutdown with process memory: waiting work is done now rather than lost.
+        self._finishing = False
+        metrics.enrichment_queue_depth.set_function(lambda: self._waiting)
 
-    def submit(self, job: Job) -> bool:
-        if not self._accepting:
-            self._metrics.enrichment_dropped.inc()
-            return False
-        try:
-            self._queue.put_nowait(job)
-        except asyncio.QueueFull:
-            self._metrics.enrichment_dropped.inc()
-            logs.event("enrichment queue full", repository=job.repository)
-            return False
-        return True
+    def wake(self) -> None:
+        self._stale = True
+        self._wakeup.set()
 
     @property
     def idle(self) -> bool:
-        """Nothing queued and nothing in progress."""
-        return self._queue.empty() and self._running == 0
+        """Nothing waiting that this replica knows of, and nothing in progress."""
+        return not self._stale and self._waiting == 0 and self._queue.empty() and self._running == 0
 
     def start(self) -> None:
-        self._accepting = True
+        self._tasks.add(asyncio.create_task(self._scan_loop()))
         for _ in range(self._concurrency):
             self._tasks.add(asyncio.create_task(self._consume()))
 
-    async def stop(self, deadline: float) -> None:
-        """Finish queued work within ``deadline`` seconds; what is left then is dropped."""
-        self._accepting = False
+    async def stop(self, deadline: float, *, finish_waiting: bool) -> None:
+        """Stop within ``deadline`` seconds; with ``finish_waiting``, do the waiting work now.
+
+        A store that outlives the process keeps waiting work for later; process memory does
+        not, so there the settle time is cut short rather than the work lost.
+        """
+        loop = asyncio.get_running_loop()
+        end = loop.time() + deadline
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), deadline)
+            async with asyncio.timeout_at(end):
+                if finish_waiting:
+                    self._finishing = True
+                    await self._scan(ignore_due=True)
+                    await self._queue.join()
         left = self._queue.qsize() + self._running
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        if left:
-            self._metrics.enrichment_dropped.inc(left)
-            logs.event("enrichment stopped with work left", dropped=left)
+        if finish_waiting:
+            with contextlib.suppress(StoreUnavailable):
+                left = max(left, len(await self._due(ignore_due=True)))
+            if left:
+                self._metrics.enrichment_dropped.inc(left)
+                logs.event("enrichment stopped with work left", dropped=left)
+
+    async def _scan_loop(self) -> None:
+        while True:
+            try:
+                delay = await self._scan(ignore_due=False)
+            except StoreUnavailable as error:
+                self._metrics.state_errors.inc()
+                logs.event("enrichment scan failed", detail=str(error))
+                delay = RESCAN_SECONDS
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(delay, 0.01)):
+                    await self._wakeup.wait()
+
+    async def _due(self, *, ignore_due: bool) -> list[str]:
+        index = (await self._store.get_many("pending", [INDEX])).get(INDEX) or {}
+        now = time.time()
+        return [pair for pair, (due, _) in index.items() if ignore_due or due <= now]
+
+    async def _scan(self, *, ignore_due: bool) -> float:
+        """Queue the environments with due work; seconds until the next one is due."""
+        self._stale = False
+        index = (await self._store.get_many("pending", [INDEX])).get(INDEX) or {}
+        now = time.time()
+        self._waiting = sum(1 for due, _ in index.values() if due <= now)
+        next_due = RESCAN_SECONDS
+        for pair, (due, _) in index.items():
+            if ignore_due or due <= now:
+                if pair not in self._queued:
+                    self._queued.add(pair)
+                    self._queue.put_nowait(pair)
+            else:
+                next_due = min(next_due, due - now)
+        return next_due
 
     async def _consume(self) -> None:
         while True:
-            job = await self._queue.get()
+            pair = await self._queue.get()
             self._running += 1
             try:
-                await self._run(job)
+                await self._work_on(pair)
+            except StoreUnavailable as error:
+                self._metrics.state_errors.inc()
+                logs.event("enrichment could not reach the state store", detail=str(error))
+            except Exception:  # one bad environment must not stop the worker
+                self._metrics.enrichment_failures.labels(reason="error").inc()
+                logs.LOGGER.exception("enrichment error")
             finally:
+                self._queued.discard(pair)
                 self._running -= 1
                 self._queue.task_done()
+                self.wake()  # look again: this work may have left more, or none
 
-    async def _run(self, job: Job) -> None:
+    async def _work_on(self, pair: str) -> None:
+        token = await self._store.lock(f"enrich {pair}", LOCK_SECONDS)
+        if token is None:
+            return  # another replica is on it
         try:
-            await self._process(job)
-        except GitHubError as error:
-            self._fail(job, error.reason, str(error))
-        except Exception as error:  # one bad job must not stop the worker
-            self._fail(job, "error", repr(error))
-            logs.LOGGER.exception("enrichment error", extra={"fields": {"sha": job.deployment.sha}})
+            index = (await self._store.get_many("pending", [INDEX])).get(INDEX) or {}
+            version = index.get(pair, [0, 0])[1]
+            doc = (await self._store.get_many("history", [pair])).get(pair)
+            history = History.from_json(doc)
+            repository, _, environment = pair.partition(" ")
+            for entry in sorted(history.waiting(), key=lambda known: known.time):
+                if entry.due is not None and entry.due > time.time() and not self._finishing:
+                    continue
+                await self._enrich(history, repository, environment, entry)
+            fresh = History.from_json((await self._store.get_many("history", [pair])).get(pair))
+            next_due = fresh.next_due()
 
-    def _fail(self, job: Job, reason: str, detail: str) -> None:
-        self._metrics.enrichment_failures.labels(reason=reason).inc()
-        logs.event(
-            "enrichment failed",
-            repository=job.repository,
-            environment=job.environment,
-            sha=job.deployment.sha,
-            reason=reason,
-            detail=detail,
+            def settle_index(index: Any) -> tuple[Any, None]:
+                index = dict(index or {})
+                if index.get(pair, [0, 0])[1] != version:
+                    return index, None  # rescheduled meanwhile: its own due time stands
+                if next_due is None:
+                    index.pop(pair, None)
+                else:
+                    index[pair] = [next_due, version]
+                return (index or None), None
+
+            await self._store.update("pending", INDEX, settle_index)
+        finally:
+            await self._store.unlock(f"enrich {pair}", token)
+
+    async def _enrich(
+        self, history: History, repository: str, environment: str, entry: Entry
+    ) -> None:
+        shipment = (await self._store.get_many("shipment", [entry.key])).get(entry.key) or []
+        job = Job(
+            repository,
+            environment,
+            self._labels.repository(repository) or "other",
+            self._labels.environment(environment),
+            entry,
+            history.previous_success(entry),
+            tuple(Commit(str(sha), at(float(t))) for sha, t in shipment),
         )
-
-
-class Enricher:
-    """Hears the recorder's events: learns from pushes and pull requests, queues deployments."""
-
-    def __init__(self, knowledge: Knowledge, lead_time: LeadTime, worker: Worker) -> None:
-        self._knowledge = knowledge
-        self._lead_time = lead_time
-        self._worker = worker
-
-    def saw_push(self, push: Push) -> None:
-        self._knowledge.learn_push(push)
-
-    def saw_pull_request(self, pull_request: PullRequest) -> None:
-        self._knowledge.learn_pull_request(pull_request)
-
-    def shipped(self, deployment: Deployment, repository: str, environment: str) -> None:
-        if not self._lead_time.can_enrich(deployment):
-            return
-        previous = self._knowledge.last_shipped(repository, environment)
-        if previous is not None and previous.time > deployment.time:
-            # Older than a deployment already seen: that one shipped these changes.
-            return
-        if deployment.sha is not None:
-            self._knowledge.ship(
-                repository, environment, ShippedAt(deployment.sha, deployment.time)
+        due: float | None = None
+        attempts = entry.attempts
+        try:
+            await self._lead_time.enrich(job)
+        except StoreUnavailable:
+            raise
+        except Exception as error:  # a GitHubError, or a bug: retried, never in a tight loop
+            attempts += 1
+            reason = error.reason if isinstance(error, GitHubError) else "error"
+            if reason == "error":
+                logs.LOGGER.exception("enrichment error")
+            self._metrics.enrichment_failures.labels(reason=reason).inc()
+            retry = attempts < MAX_ATTEMPTS
+            if retry:
+                due = time.time() + RETRY_SECONDS * 2 ** (attempts - 1)
+            else:
+                self._metrics.enrichment_dropped.inc()
+            logs.event(
+                "enrichment failed",
+                repository=repository,
+                environment=environment,
+                sha=entry.sha,
+                reason=reason,
+                detail=str(error),
+                retry=retry,
             )
-        self._worker.submit(
-            Job(
-                deployment,
-                repository,
-                environment,
-                previous if previous is not None else Previous.UNKNOWN,
-            )
-        )
+
+        def mark(doc: Any) -> tuple[Any, None]:
+            known = History.from_json(doc)
+            known.reschedule(entry.key, due, attempts)
+            return known.to_json(), None
+
+        await self._store.update("history", history_key(repository, environment), mark)

@@ -1,116 +1,201 @@
 """What webhooks have already told the service, so that the GitHub API is asked only for the rest.
 
-Commits never change, so what is learnt stays true; only memory bounds it. Every map is keyed
-by the repository's lower-cased full name, not by its label (which may have folded to 'other').
+Commits never change, so what is learnt stays true; the store's bounds and times to live are
+all that forget it. Every key starts with the repository's lower-cased full name, never its
+label (which may have folded into 'other'), and is shared by every replica using the store.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
-from observer.boundedset import RecentMap
-from observer.domain import PullRequest, Push
+from observer.domain import Commit, PullRequest, Push, at
+from observer.state import Store
 
 BRANCH_PREFIX = "refs/heads/"
+# Pushes that may have carried one commit (to a feature branch, then develop, then main).
+MAX_CARRIERS = 8
+# Pushes walked back from a deployed commit to the one deployed before it.
+MAX_CHAIN = 200
 
 
 @dataclass(frozen=True, slots=True)
 class KnownPull:
     number: int
-    merged_at: datetime | None
+    merged_at: float | None
     merge_commit_sha: str | None
-    # Author time of the pull request's earliest commit, when its branch's pushes were seen.
-    first_commit_time: datetime | None = None
+    # Author time of the pull request's earliest commit, when it is known.
+    first_commit_time: float | None = None
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> KnownPull:
+        return cls(
+            int(doc["number"]),
+            doc.get("merged_at"),
+            doc.get("merge_commit_sha"),
+            doc.get("first_commit_time"),
+        )
 
 
-@dataclass(frozen=True, slots=True)
-class ShippedAt:
-    """The last successful deployment seen for a repository and environment."""
+def _key(repository: str, name: str) -> str:
+    # A space is in neither a repository's name, a sha nor a branch's.
+    return f"{repository} {name}"
 
-    sha: str
-    time: datetime
+
+def innermost(pulls: Iterable[KnownPull]) -> KnownPull | None:
+    """Of the pull requests that carried one commit, the one that brought it first.
+
+    A feature pull request merged into a release branch is merged before the release's own.
+    """
+    merged = [pull for pull in pulls if pull.merged_at is not None]
+    return min(merged, key=lambda pull: pull.merged_at or 0.0, default=None)
 
 
 class Knowledge:
-    def __init__(self, capacity: int) -> None:
-        self._commit_times: RecentMap[tuple[str, str], datetime] = RecentMap(capacity)
-        # Each commit and the 'after' of the last push that carried it: a push to the base
-        # branch whose 'after' is a pull request's merge commit carries that pull request's
-        # commits, whether it was squashed, rebased or merged.
-        self._pushed_with: RecentMap[tuple[str, str], str] = RecentMap(capacity)
-        self._pulls: RecentMap[tuple[str, str], KnownPull] = RecentMap(capacity)
-        self._branch_start: RecentMap[tuple[str, str], datetime] = RecentMap(capacity)
-        self._shipped: dict[tuple[str, str], ShippedAt] = {}
+    def __init__(self, store: Store) -> None:
+        self._store = store
 
-    def learn_push(self, push: Push) -> None:
+    async def learn_push(self, push: Push) -> None:
         repository = push.repository.lower()
-        for commit in push.commits:
-            self._commit_times[(repository, commit.sha)] = commit.time
-            self._pushed_with[(repository, commit.sha)] = push.after
+        if push.commits:
+            await self._store.put_many(
+                "commit",
+                {_key(repository, c.sha): c.time.timestamp() for c in push.commits},
+            )
         if not push.ref.startswith(BRANCH_PREFIX):
             return
-        branch = (repository, push.ref.removeprefix(BRANCH_PREFIX))
-        if push.deleted:
-            # A branch name may be used again for other work.
-            self._branch_start.pop(branch)
-            return
-        times = [commit.time for commit in push.new]
-        known = self._branch_start.get(branch)
-        if known is not None:
-            times.append(known)
-        if times:
-            self._branch_start[branch] = min(times)
+        branch = push.ref.removeprefix(BRANCH_PREFIX)
+        if not push.deleted:
+            record = {
+                "before": push.before,
+                "commits": [[c.sha, c.time.timestamp()] for c in push.commits],
+            }
+            await self._store.put_many("push", {_key(repository, push.after): record})
+            await self._store.append_many(
+                "carried",
+                {_key(repository, c.sha): push.after for c in push.commits},
+                MAX_CARRIERS,
+            )
+        times = [commit.time.timestamp() for commit in push.new]
+        restart = push.deleted or push.forced
 
-    def learn_pull_request(self, pull_request: PullRequest) -> None:
+        def start(known: Any) -> tuple[Any, None]:
+            # A forced push or a deletion starts the branch's story again: a reused name
+            # is other work.
+            if push.deleted:
+                return None, None
+            candidates = times if restart or known is None else [*times, float(known)]
+            return (min(candidates) if candidates else None), None
+
+        await self._store.update("branch", _key(repository, branch), start)
+
+    async def learn_pull_request(self, pull_request: PullRequest) -> None:
         if pull_request.action != "merged" or pull_request.merge_commit_sha is None:
             return
         repository = pull_request.repository.lower()
-        key = (repository, pull_request.merge_commit_sha)
-        if key in self._pulls:
-            return  # a repeated delivery; the first one took the branch's start
         first_commit = None
         if pull_request.head_ref is not None:
             # Taken now, and the branch forgotten, so that later work on a reused branch name
             # does not push this pull request's start back.
-            first_commit = self._branch_start.pop((repository, pull_request.head_ref))
-        self._pulls[key] = KnownPull(
-            number=pull_request.number,
-            merged_at=pull_request.merged_at,
-            merge_commit_sha=pull_request.merge_commit_sha,
-            first_commit_time=first_commit,
+            first_commit = await self._store.update(
+                "branch", _key(repository, pull_request.head_ref), lambda known: (None, known)
+            )
+        merged_at = pull_request.merged_at.timestamp() if pull_request.merged_at else None
+        known = KnownPull(
+            pull_request.number, merged_at, pull_request.merge_commit_sha, first_commit
         )
 
-    def learn_pull(self, repository: str, pull: KnownPull) -> None:
-        if pull.merge_commit_sha is not None:
-            self._pulls[(repository, pull.merge_commit_sha)] = pull
+        def remember(existing: Any) -> tuple[Any, None]:
+            if existing is not None and existing.get("first_commit_time") is not None:
+                return existing, None  # a repeated delivery; the first one took the start
+            return asdict(known), None
 
-    def learn_first_commit(self, repository: str, pull: KnownPull, time: datetime) -> KnownPull:
-        known = replace(pull, first_commit_time=time)
-        self.learn_pull(repository, known)
-        return known
+        await self._store.update("pull", _key(repository, pull_request.merge_commit_sha), remember)
 
-    def learn_commit(self, repository: str, sha: str, time: datetime) -> None:
-        self._commit_times[(repository, sha)] = time
+    async def learn_pulls(self, repository: str, pulls: Iterable[KnownPull]) -> None:
+        await self._store.put_many(
+            "pull",
+            {_key(repository, p.merge_commit_sha): asdict(p) for p in pulls if p.merge_commit_sha},
+        )
 
-    def commit_time(self, repository: str, sha: str) -> datetime | None:
-        return self._commit_times.get((repository, sha))
+    async def learn_commits(self, repository: str, commits: Iterable[Commit]) -> None:
+        await self._store.put_many(
+            "commit", {_key(repository, c.sha): c.time.timestamp() for c in commits}
+        )
 
-    def was_pushed(self, repository: str, sha: str) -> bool:
-        """Whether a push webhook carried ``sha``: if no pull request claims it, none did."""
-        return (repository, sha) in self._pushed_with
+    async def commit_times(self, repository: str, shas: Iterable[str]) -> dict[str, float]:
+        shas = list(shas)
+        found = await self._store.get_many("commit", [_key(repository, sha) for sha in shas])
+        return {
+            sha: float(found[_key(repository, sha)])
+            for sha in shas
+            if _key(repository, sha) in found
+        }
 
-    def pull_for(self, repository: str, sha: str) -> KnownPull | None:
-        """The merged pull request that brought ``sha`` to its base branch, if known."""
-        pull = self._pulls.get((repository, sha))
-        if pull is not None:
-            return pull
-        after = self._pushed_with.get((repository, sha))
-        return None if after is None else self._pulls.get((repository, after))
+    async def carriers(self, repository: str, shas: Iterable[str]) -> dict[str, list[str]]:
+        """For each commit a push carried, the 'after' of the pushes that carried it."""
+        shas = list(shas)
+        found = await self._store.lists("carried", [_key(repository, sha) for sha in shas])
+        return {sha: found[_key(repository, sha)] for sha in shas if _key(repository, sha) in found}
 
-    def last_shipped(self, repository: str, environment: str) -> ShippedAt | None:
-        return self._shipped.get((repository, environment))
+    async def pulls_for(
+        self, repository: str, shas: Iterable[str], carriers: Mapping[str, list[str]]
+    ) -> dict[str, KnownPull]:
+        """The merged pull request that brought each commit, where webhooks told it.
 
-    def ship(self, repository: str, environment: str, shipped: ShippedAt) -> None:
-        # Keyed by labels, so bounded by the label caps.
-        self._shipped[(repository, environment)] = shipped
+        A commit is a pull request's merge (or squash) commit, or was carried by the push of a
+        merge; of several, the innermost pull request (merged first) brought it.
+        """
+        shas = list(shas)
+        names = set(shas) | {after for afters in carriers.values() for after in afters}
+        found = await self._store.get_many("pull", [_key(repository, name) for name in names])
+        pulls = {name: KnownPull.from_json(found[_key(repository, name)]) for name in names
+                 if _key(repository, name) in found}  # fmt: skip
+        result = {}
+        for sha in shas:
+            candidates = [pulls[name] for name in (sha, *carriers.get(sha, ())) if name in pulls]
+            pull = innermost(candidates)
+            if pull is not None:
+                result[sha] = pull
+        return result
+
+    async def push_chain(self, repository: str, head: str, base: str) -> list[Commit] | None:
+        """The commits of the pushes leading from ``base`` to ``head``, if every one was seen."""
+        commits: list[Commit] = []
+        current = head
+        for _ in range(MAX_CHAIN):
+            if current == base:
+                return commits
+            record = await self._push_containing(repository, current)
+            if record is None:
+                return None
+            listed = [(str(sha), float(time)) for sha, time in record["commits"]]
+            shas = [sha for sha, _ in listed]
+            upto = shas.index(current) + 1 if current in shas else len(listed)
+            taken = listed[:upto]
+            if base in shas[:upto]:
+                taken = taken[shas.index(base) + 1 :]
+                commits.extend(_commits(taken))
+                return commits
+            commits.extend(_commits(taken))
+            current = str(record["before"])
+        return None
+
+    async def _push_containing(self, repository: str, sha: str) -> dict[str, Any] | None:
+        found = await self._store.get_many("push", [_key(repository, sha)])
+        if found:
+            return dict(found[_key(repository, sha)])
+        # A deployed commit in the middle of a push: the push that carried it.
+        for after in (await self.carriers(repository, [sha])).get(sha, []):
+            record = (await self._store.get_many("push", [_key(repository, after)])).get(
+                _key(repository, after)
+            )
+            if record is not None and any(item[0] == sha for item in record["commits"]):
+                return dict(record)
+        return None
+
+
+def _commits(items: Iterable[tuple[str, float]]) -> list[Commit]:
+    return [Commit(sha, at(time)) for sha, time in items]

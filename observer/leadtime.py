@@ -1,240 +1,217 @@
 """Lead time for changes: which changes a deployment newly ships, and when each one started.
 
 A successful deployment of commit S ships the changes reachable from S and not from the
-previous successful deployment to the same repository and environment. A change is a merged
-pull request (timed from its earliest commit, so squash merges keep their history) or a commit
-that reached the branch without one (timed from its own author time).
+previous successful deployment (in time) to the same repository and environment. A change is a
+merged pull request, into any branch, timed from its earliest commit (so squash merges keep
+their history), or a commit that reached the branch without one, timed from its own author
+time. A pull request merged into another's branch (git-flow's features into develop, then a
+release into main) is a change of its own; the outer one is a change only for the commits no
+inner one brought.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterable
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from observer import logs
-from observer.boundedset import RecentKeys
-from observer.domain import Deployment
-from observer.github import ApiCommit, GitHubClient, NotFound
-from observer.knowledge import Knowledge, KnownPull, ShippedAt
+from observer.domain import Commit
+from observer.github_models import ApiCommit
+from observer.history import Entry
+from observer.knowledge import Knowledge, KnownPull, innermost
 from observer.metrics import Metrics
-
-# Deployments GitHub is asked about when looking for the previous successful one.
-MAX_PREVIOUS_CANDIDATES = 5
-# Commits of one deployment whose pull request may be looked up, past what webhooks told.
-MAX_PULL_LOOKUPS = 10
-
-
-class Previous(enum.Enum):
-    """The previous deployment is not remembered: GitHub's deployments API is asked."""
-
-    UNKNOWN = "unknown"
+from observer.sources import PullsFound, Source
+from observer.state import Store
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    deployment: Deployment
-    repository: str
-    environment: str
-    previous: ShippedAt | Previous
+    """One successful deployment to compute, with its predecessor in time."""
+
+    repository: str  # lower-cased full name
+    environment: str  # lower-cased own name
+    repository_label: str
+    environment_label: str
+    entry: Entry
+    previous: Entry | None
+    # The commits the sender listed, when it did (a pipeline without a GitHub token).
+    commits: Sequence[Commit] = field(default=())
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
     key: str
-    started: datetime
+    started: float
     sha: str
     pull: KnownPull | None
 
 
 class LeadTime:
     def __init__(
-        self,
-        knowledge: Knowledge,
-        client: GitHubClient | None,
-        metrics: Metrics,
-        *,
-        capacity: int,
-        compare_max_pages: int,
+        self, knowledge: Knowledge, source: Source, store: Store, metrics: Metrics
     ) -> None:
         self._knowledge = knowledge
-        self.client = client
+        self._source = source
+        self._store = store
         self._metrics = metrics
-        self._observed = RecentKeys(capacity)
-        self._max_pages = compare_max_pages
-
-    def can_enrich(self, deployment: Deployment) -> bool:
-        """Whether there is a way to learn what ``deployment`` shipped."""
-        return bool(deployment.commits) or (deployment.sha is not None and self.client is not None)
 
     async def enrich(self, job: Job) -> None:
         """Observe the lead times of the changes ``job`` newly ships; GitHubError on failure."""
-        if self.client is None:
-            await self._enrich(job)
-            return
-        with self.client.counting() as count:
+        with self._source.counting() as count:
             try:
                 await self._enrich(job)
             finally:
-                self._metrics.enrichment_api_calls.observe(count.calls)
+                if count is not None:
+                    self._metrics.enrichment_api_calls.observe(count.calls)
 
     async def _enrich(self, job: Job) -> None:
-        deployment = job.deployment
-        repository = deployment.repository.lower()
-        if deployment.commits:
-            shipped = [ApiCommit(c.sha, c.time, ()) for c in deployment.commits]
-        elif deployment.sha is not None and self.client is not None:
-            shipped = await self._shipped(job, repository, deployment.sha)
+        if job.commits:
+            shipped = [ApiCommit(c.sha, c.time, ()) for c in job.commits]
         else:
-            return
+            shipped = await self._source.shipped(job)
         if not shipped:
             return
-        head = deployment.sha or shipped[-1].sha
-        for change in await self._changes(repository, shipped, head):
-            # Once per environment, however often or out of order deployments arrive.
-            if not self._observed.add((job.repository, job.environment, change.key)):
+        deployed_at = job.entry.time
+        for change in await self._changes(job.repository, shipped):
+            member = f"{job.repository} {job.environment} {change.key}"
+            # Once per environment, however often, out of order or by whichever replica.
+            if not await self._store.add("observed", member):
                 continue
             exemplar = {"sha": change.sha}
             if change.pull is not None:
                 exemplar["pull_request"] = str(change.pull.number)
-            lead = (deployment.time - change.started).total_seconds()
-            self._metrics.lead_time.labels(job.repository, job.environment).observe(
-                max(lead, 0.0), exemplar
+            labels = (job.repository_label, job.environment_label)
+            self._metrics.lead_time.labels(*labels).observe(
+                max(deployed_at - change.started, 0.0), exemplar
             )
             if change.pull is not None and change.pull.merged_at is not None:
-                waited = (deployment.time - change.pull.merged_at).total_seconds()
-                self._metrics.merge_to_deploy.labels(job.repository, job.environment).observe(
-                    max(waited, 0.0), exemplar
+                self._metrics.merge_to_deploy.labels(*labels).observe(
+                    max(deployed_at - change.pull.merged_at, 0.0), exemplar
                 )
 
-    async def _shipped(self, job: Job, repository: str, sha: str) -> list[ApiCommit]:
-        """The commits reachable from ``sha`` and not from the previous deployment."""
-        assert self.client is not None
-        if isinstance(job.previous, ShippedAt):
-            base: str | None = job.previous.sha
-        else:
-            base = await self._previous_from_api(job, repository, sha)
-        if base == sha:
-            return []
-        if base is not None:
-            try:
-                comparison = await self.client.compare(
-                    repository, base, sha, max_pages=self._max_pages
-                )
-            except NotFound:
-                # The previous commit is gone (history rewritten): S's own change only.
-                logs.event("previous deployment not found", repository=repository, base=base)
-            else:
-                if comparison.truncated:
-                    self._metrics.enrichment_truncated.inc()
-                for commit in comparison.commits:
-                    self._knowledge.learn_commit(repository, commit.sha, commit.author_time)
-                return list(comparison.commits)
-        return [await self._commit(repository, sha)]
-
-    async def _previous_from_api(self, job: Job, repository: str, sha: str) -> str | None:
-        assert self.client is not None
-        deployments = await self.client.deployments(
-            repository, job.deployment.environment, limit=10
+    async def _changes(self, repository: str, commits: list[ApiCommit]) -> list[Change]:
+        shas = [commit.sha for commit in commits]
+        carriers = await self._knowledge.carriers(repository, shas)
+        pulls = await self._knowledge.pulls_for(repository, shas, carriers)
+        pulls.update(_brought_by_merges(commits, pulls))
+        # Commits no webhook explained: no pull request claims them and no push carried them.
+        unexplained = [sha for sha in shas if sha not in pulls and sha not in carriers]
+        if unexplained:
+            found = await self._lookup(repository, unexplained, ())
+            for sha in unexplained:
+                pull = innermost(found.commits.get(sha, ()))
+                if pull is not None:
+                    pulls[sha] = pull
+            pulls.update(_brought_by_merges(commits, pulls))
+            await self._knowledge.learn_pulls(repository, set(pulls.values()))
+        groups = _groups(commits, pulls)
+        # A squash commit alone says nothing of when the work began: ask for the first commit.
+        undated = sorted(
+            {
+                pull.number
+                for pull, members in groups.values()
+                if pull is not None and _needs_start(pull, members)
+            }
         )
-        checked = 0
-        for candidate in deployments:
-            if candidate.sha == sha or candidate.created_at >= job.deployment.time:
-                continue
-            checked += 1
-            if checked > MAX_PREVIOUS_CANDIDATES:
-                break
-            if await self.client.deployment_succeeded(repository, candidate.id):
-                return candidate.sha
-        return None
+        if undated:
+            found = await self._lookup(repository, (), undated)
+            dated = {
+                pull.number: dataclasses.replace(
+                    pull, first_commit_time=found.pulls[pull.number].first_commit_time
+                )
+                for pull, _ in groups.values()
+                if pull is not None and pull.number in found.pulls
+            }
+            await self._knowledge.learn_pulls(repository, dated.values())
+            groups = {
+                key: (None if pull is None else dated.get(pull.number, pull), members)
+                for key, (pull, members) in groups.items()
+            }
+        changes = [_change(key, pull, members) for key, (pull, members) in groups.items()]
+        return [change for change in changes if change is not None]
 
-    async def _commit(self, repository: str, sha: str) -> ApiCommit:
-        time = self._knowledge.commit_time(repository, sha)
-        if time is not None:
-            return ApiCommit(sha, time, ())
-        assert self.client is not None
-        commit = await self.client.commit(repository, sha)
-        self._knowledge.learn_commit(repository, sha, commit.author_time)
-        return commit
-
-    async def _changes(self, repository: str, commits: list[ApiCommit], head: str) -> list[Change]:
-        by_sha = {commit.sha: commit for commit in commits}
-        groups = _mainline_groups(by_sha, head, commits)
-        changes: dict[str, tuple[KnownPull | None, list[ApiCommit]]] = {}
-        lookups = 0
-        for mainline, members in groups:
-            pull = self._knowledge.pull_for(repository, mainline)
-            if (
-                pull is None
-                and self.client is not None
-                and lookups < MAX_PULL_LOOKUPS
-                and not self._knowledge.was_pushed(repository, mainline)
-            ):
-                lookups += 1
-                pull = await self._pull_from_api(repository, mainline)
-            key = f"pull:{pull.number}" if pull is not None else f"commit:{mainline}"
-            known = changes.setdefault(key, (pull, []))
-            known[1].extend(by_sha[sha] for sha in members)
-        return [
-            await self._change(repository, key, pull, members)
-            for key, (pull, members) in changes.items()
-        ]
-
-    async def _pull_from_api(self, repository: str, sha: str) -> KnownPull | None:
-        assert self.client is not None
-        for pull in await self.client.commit_pulls(repository, sha):
-            if pull.merged_at is None:
-                continue
-            known = KnownPull(pull.number, pull.merged_at, pull.merge_commit_sha)
-            self._knowledge.learn_pull(repository, known)
-            return known
-        return None
-
-    async def _change(
-        self, repository: str, key: str, pull: KnownPull | None, members: list[ApiCommit]
-    ) -> Change:
-        if pull is None:
-            return Change(key, min(c.author_time for c in members), members[-1].sha, None)
-        # A squash or merge commit is made at merge time: the pull request's own commits, or
-        # the start of its branch, tell when the work began.
-        times = [c.author_time for c in members if c.sha != pull.merge_commit_sha]
-        if pull.first_commit_time is not None:
-            times.append(pull.first_commit_time)
-        if not times and self.client is not None:
-            first = min(
-                c.author_time for c in await self.client.pull_commits(repository, pull.number)
-            )
-            pull = self._knowledge.learn_first_commit(repository, pull, first)
-            times.append(first)
-        if not times:
-            times = [c.author_time for c in members]
-        return Change(key, min(times), pull.merge_commit_sha or members[-1].sha, pull)
+    async def _lookup(
+        self, repository: str, shas: Sequence[str], numbers: Sequence[int]
+    ) -> PullsFound:
+        found = await self._source.pulls(repository, shas, numbers)
+        if found.truncated:
+            self._metrics.enrichment_lookups_truncated.inc(found.truncated)
+        return found
 
 
-def _mainline_groups(
-    by_sha: dict[str, ApiCommit], head: str, commits: Iterable[ApiCommit]
-) -> list[tuple[str, list[str]]]:
-    """Each first-parent commit from ``head`` with the commits its merges brought in.
+Group = tuple[KnownPull | None, list[ApiCommit]]
 
-    Commits listed without parents (a pipeline's list) are each their own group.
+
+def _groups(commits: Sequence[ApiCommit], pulls: Mapping[str, KnownPull]) -> dict[str, Group]:
+    groups: dict[str, Group] = {}
+    for commit in commits:
+        pull = pulls.get(commit.sha)
+        key = f"pull:{pull.number}" if pull is not None else f"commit:{commit.sha}"
+        groups.setdefault(key, (pull, []))[1].append(commit)
+    return groups
+
+
+def _needs_start(pull: KnownPull, members: Sequence[ApiCommit]) -> bool:
+    if pull.first_commit_time is not None:
+        return False
+    own = [c for c in members if c.sha != pull.merge_commit_sha]
+    return not own and len(members[-1].parents) <= 1
+
+
+def _brought_by_merges(
+    commits: Sequence[ApiCommit], pulls: Mapping[str, KnownPull]
+) -> dict[str, KnownPull]:
+    """Commits a known pull request's merge commit brought in, by the compare's parents.
+
+    The merges are taken innermost first (merged first), so a feature pull request merged into
+    a release branch keeps its commits when the release's merge brings them again.
     """
-    groups: list[tuple[str, list[str]]] = []
-    placed: set[str] = set()
-    sha: str | None = head
-    while sha is not None and sha in by_sha and sha not in placed:
-        placed.add(sha)
-        groups.append((sha, [sha]))
-        parents = by_sha[sha].parents
-        sha = parents[0] if parents else None
-    for mainline, members in groups:
-        pending = list(by_sha[mainline].parents[1:])
+    by_sha = {commit.sha: commit for commit in commits}
+    merges = sorted(
+        (
+            (pull, by_sha[sha])
+            for sha, pull in pulls.items()
+            if sha == pull.merge_commit_sha and sha in by_sha and len(by_sha[sha].parents) > 1
+        ),
+        key=lambda item: item[0].merged_at or 0.0,
+    )
+    brought: dict[str, KnownPull] = {}
+    for pull, merge in merges:
+        # Commits on the side of the merge, not reachable along its first parent.
+        mainline = set()
+        sha: str | None = merge.parents[0]
+        while sha is not None and sha in by_sha and sha not in mainline:
+            mainline.add(sha)
+            parents = by_sha[sha].parents
+            sha = parents[0] if parents else None
+        pending = list(merge.parents[1:])
         while pending:
             side = pending.pop()
-            if side in by_sha and side not in placed:
-                placed.add(side)
-                members.append(side)
-                pending.extend(by_sha[side].parents)
-    # Whatever the walk did not reach (no parents given, or a head outside the list).
-    groups.extend((c.sha, [c.sha]) for c in commits if c.sha not in placed)
-    return groups
+            if side not in by_sha or side in mainline or side in pulls or side in brought:
+                continue
+            brought[side] = pull
+            pending.extend(by_sha[side].parents)
+    return brought
+
+
+def _change(key: str, pull: KnownPull | None, members: list[ApiCommit]) -> Change | None:
+    if pull is None:
+        return Change(key, _seconds(min(c.author_time for c in members)), members[-1].sha, None)
+    own = [c for c in members if c.sha != pull.merge_commit_sha]
+    if own:
+        # The commits it brought that no inner pull request did.
+        return Change(key, _seconds(min(c.author_time for c in own)), own[-1].sha, pull)
+    merge = members[-1]
+    if len(merge.parents) > 1:
+        # A merge commit alone: every commit it brought belongs to inner pull requests.
+        return None
+    # A squash commit is made at merge time: the pull request's first commit tells the start.
+    started = pull.first_commit_time
+    if started is None:
+        started = _seconds(merge.author_time)
+    return Change(key, started, merge.sha, pull)
+
+
+def _seconds(moment: datetime) -> float:
+    return moment.timestamp()

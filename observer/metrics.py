@@ -22,8 +22,9 @@ DEPLOYMENT_STATUSES = ("success", "failure", "error")
 PULL_REQUEST_ACTIONS = ("opened", "merged", "closed")
 WEBHOOK_RESULTS = (
     "accepted", "ignored", "duplicate", "unauthorized", "malformed", "too_large", "busy",
+    "unavailable",
 )  # fmt: skip
-API_RESULTS = ("accepted", "ignored", "duplicate", "invalid", "unauthorized")
+API_RESULTS = ("accepted", "ignored", "duplicate", "invalid", "unauthorized", "unavailable")
 WEBHOOK_EVENTS = ("ping", "deployment_status", "pull_request", "push", "issues", "other")
 API_EVENT_TYPES = ("deployment", "incident", "other")
 ENRICHMENT_FAILURES = (
@@ -173,10 +174,34 @@ class Metrics:
             "Deployments that shipped more commits than the compare pages read.",
             registry=registry,
         )
+        self.enrichment_lookups_truncated = Counter(
+            "observer_enrichment_truncated_total",
+            "Commits and pull requests of a deployment not looked up, past the lookup limit; "
+            "their changes are timed from their own commits.",
+            registry=registry,
+        )
         self.enrichment_api_calls = Histogram(
             "observer_enrichment_api_calls",
             "GitHub API calls made to enrich one deployment.",
             buckets=API_CALL_BUCKETS,
+            registry=registry,
+        )
+
+        # The state store (STATE_URL).
+        self.state_errors = Counter(
+            "observer_state_errors_total",
+            "Calls to the state store that failed; the deliveries concerned were answered 503.",
+            registry=registry,
+        )
+        self.state_up = Gauge(
+            "observer_state_up",
+            "Whether the state store answered its last check (1) or not (0).",
+            registry=registry,
+        )
+        self.clock_skew = Counter(
+            "observer_clock_skew_total",
+            "Webhook event times later than their arrival plus MAX_CLOCK_SKEW, replaced by the "
+            "time of arrival.",
             registry=registry,
         )
 

@@ -1,12 +1,18 @@
-"""Applies events to the metrics: labels bounded, each event counted once."""
+"""Applies events to the metrics: labels bounded, each event counted once.
+
+Whatever decides a number is asked of the store before any counter moves, so that a store that
+cannot be reached (StoreUnavailable, answered 503) leaves nothing half counted, and GitHub's
+redelivery of that delivery counts it once.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-from typing import Protocol
+from dataclasses import replace
+from datetime import UTC, datetime
 
-from observer.boundedset import RecentKeys
 from observer.domain import (
     Deployment,
     IncidentOpened,
@@ -15,130 +21,164 @@ from observer.domain import (
     PullRequest,
     Push,
     Result,
+    at,
 )
+from observer.enrichment import Deployments
+from observer.knowledge import Knowledge
 from observer.labels import LabelPolicy
 from observer.metrics import Metrics
-from observer.recovery import RecoveryClock
-from observer.settings import Settings
-
-
-class Listener(Protocol):
-    """What lead-time enrichment needs to hear about, after the counters have moved."""
-
-    def saw_push(self, push: Push) -> None: ...
-
-    def saw_pull_request(self, pull_request: PullRequest) -> None: ...
-
-    def shipped(self, deployment: Deployment, repository: str, environment: str) -> None: ...
-
-
-class _Nobody:
-    def saw_push(self, push: Push) -> None:
-        pass
-
-    def saw_pull_request(self, pull_request: PullRequest) -> None:
-        pass
-
-    def shipped(self, deployment: Deployment, repository: str, environment: str) -> None:
-        pass
+from observer.state import Store, StoreUnavailable
 
 
 class Recorder:
     """The one place where events become metric changes, whichever endpoint they came through."""
 
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        store: Store,
+        labels: LabelPolicy,
+        knowledge: Knowledge,
+        deployments: Deployments,
+        *,
+        production: re.Pattern[str],
+        incident_label: str,
+        max_clock_skew: float,
+    ) -> None:
         self.metrics = metrics
-        self.listener: Listener = _Nobody()
-        self._labels = LabelPolicy(
-            settings.repositories,
-            settings.max_repositories,
-            settings.max_environments,
-            metrics,
-        )
-        self._production: re.Pattern[str] = settings.production_environments
-        self.incident_label = settings.incident_label.lower()
-        # Keys of events already counted: a deployment status id, a pull request's merge, a
-        # push's before..after. An organisation hook and a repository hook deliver the same
-        # event under two delivery ids, so de-duplicating deliveries alone would count it twice.
-        self._seen = RecentKeys(settings.dedup_capacity)
-        self._recovery = RecoveryClock()
+        self._store = store
+        self._labels = labels
+        self._knowledge = knowledge
+        self._deployments = deployments
+        self._production = production
+        self.incident_label = incident_label.lower()
+        self._max_skew = max_clock_skew
 
     def is_production(self, environment: str) -> bool:
         return self._production.search(environment.lower()) is not None
 
+    def clock(self, moment: datetime) -> datetime:
+        """An event's time, or the time of arrival when the sender's clock runs ahead."""
+        now = time.time()
+        if moment.timestamp() > now + self._max_skew:
+            self.metrics.clock_skew.inc()
+            return datetime.fromtimestamp(now, UTC)
+        return moment
+
     async def deployment(self, deployment: Deployment) -> Result:
-        admitted = self._admit(
-            deployment.repository, deployment.key, "deployment status already counted"
-        )
-        if isinstance(admitted, Result):
-            return admitted
-        repository = admitted
+        repository = self._labels.repository(deployment.repository)
+        if repository is None:
+            return _not_allowed(deployment.repository)
+        if not await self._first_time(deployment.key):
+            return Result(Outcome.DUPLICATE, "deployment status already counted", repository)
+        deployment = _retimed(deployment, self.clock(deployment.time))
+        recoveries: list[float] = []
+        if self.is_production(deployment.environment):
+            # A sha is enough: the GitHub API, or else the pushes seen, tell what it shipped.
+            ships = deployment.sha is not None or bool(deployment.commits)
+            try:
+                recoveries = await self._deployments.record(deployment, ships=ships)
+            except StoreUnavailable:
+                await self._forget(deployment.key)
+                raise
         environment = self._labels.environment(deployment.environment)
         self.metrics.deployments.labels(repository, environment, deployment.status).inc()
-        if self.is_production(deployment.environment):
-            clock_key = (repository, environment)
-            if deployment.status == "success":
-                recovered = self._recovery.succeeded(clock_key, deployment.time)
-                if recovered is not None:
-                    self.metrics.deployment_recovery.labels(repository, environment).observe(
-                        recovered
-                    )
-                self.listener.shipped(deployment, repository, environment)
-            else:
-                self._recovery.failed(clock_key, deployment.time)
+        for recovered in recoveries:
+            self.metrics.deployment_recovery.labels(repository, environment).observe(recovered)
+        self._touch(repository)
         return Result(Outcome.ACCEPTED, repository=repository)
 
     async def pull_request(self, pull_request: PullRequest) -> Result:
-        admitted = self._admit(
-            pull_request.repository, pull_request.key, "pull request event already counted"
-        )
-        if isinstance(admitted, Result):
-            return admitted
-        self.listener.saw_pull_request(pull_request)
-        self.metrics.pull_requests.labels(admitted, pull_request.action).inc()
+        repository = self._labels.repository(pull_request.repository)
+        if repository is None:
+            return _not_allowed(pull_request.repository)
+        if not await self._first_time(pull_request.key):
+            return Result(Outcome.DUPLICATE, "pull request event already counted", repository)
+        try:
+            await self._knowledge.learn_pull_request(pull_request)
+        except StoreUnavailable:
+            await self._forget(pull_request.key)
+            raise
+        self.metrics.pull_requests.labels(repository, pull_request.action).inc()
         if pull_request.action == "merged" and pull_request.merged_at is not None:
-            cycle = (pull_request.merged_at - pull_request.created_at).total_seconds()
-            self.metrics.pull_request_cycle_time.labels(admitted).observe(max(cycle, 0.0))
-        return Result(Outcome.ACCEPTED, repository=admitted)
+            merged_at = self.clock(pull_request.merged_at)
+            cycle = (merged_at - pull_request.created_at).total_seconds()
+            self.metrics.pull_request_cycle_time.labels(repository).observe(max(cycle, 0.0))
+        self._touch(repository)
+        return Result(Outcome.ACCEPTED, repository=repository)
 
     async def push(self, push: Push) -> Result:
-        admitted = self._admit(push.repository, push.key, "push already counted")
-        if isinstance(admitted, Result):
-            return admitted
-        self.listener.saw_push(push)
+        repository = self._labels.repository(push.repository)
+        if repository is None:
+            return _not_allowed(push.repository)
+        if not await self._first_time(push.key):
+            return Result(Outcome.DUPLICATE, "push already counted", repository)
+        try:
+            await self._knowledge.learn_push(push)
+        except StoreUnavailable:
+            await self._forget(push.key)
+            raise
         if push.new:
-            self.metrics.commits_pushed.labels(admitted).inc(len(push.new))
-        return Result(Outcome.ACCEPTED, repository=admitted)
+            self.metrics.commits_pushed.labels(repository).inc(len(push.new))
+        self._touch(repository)
+        return Result(Outcome.ACCEPTED, repository=repository)
 
     async def incident_opened(self, incident: IncidentOpened) -> Result:
-        admitted = self._admit(incident.repository, incident.key, "incident already counted")
-        if isinstance(admitted, Result):
-            return admitted
-        self.metrics.incidents_opened.labels(admitted).inc()
-        return Result(Outcome.ACCEPTED, repository=admitted)
+        repository = self._labels.repository(incident.repository)
+        if repository is None:
+            return _not_allowed(incident.repository)
+        if not await self._first_time(incident.key):
+            return Result(Outcome.DUPLICATE, "incident already counted", repository)
+        if incident.opened_at is not None:
+            opened_at = self.clock(incident.opened_at)
+            try:
+                await self._store.put_many("incident", {incident.key: opened_at.timestamp()})
+            except StoreUnavailable:
+                await self._forget(incident.key)
+                raise
+        self.metrics.incidents_opened.labels(repository).inc()
+        self._touch(repository)
+        return Result(Outcome.ACCEPTED, repository=repository)
 
     async def incident_resolved(self, incident: IncidentResolved) -> Result:
-        admitted = self._admit(
-            incident.repository, incident.key, "incident resolution already counted"
-        )
-        if isinstance(admitted, Result):
-            return admitted
-        recovery = (incident.resolved_at - incident.opened_at).total_seconds()
-        self.metrics.incident_recovery.labels(admitted).observe(max(recovery, 0.0))
-        return Result(Outcome.ACCEPTED, repository=admitted)
-
-    def _admit(self, full_name: str, key: str | None, already: str) -> str | Result:
-        """The repository's label for an event to count, or the Result that turns it away.
-
-        Only counted events reach enrichment: a repeat was learnt from the first time.
-        """
-        repository = self._labels.repository(full_name)
+        repository = self._labels.repository(incident.repository)
         if repository is None:
-            return Result(Outcome.IGNORED, f"repository {full_name} is not in REPOSITORIES")
-        if key is not None and not self._seen.add(key):
-            return Result(Outcome.DUPLICATE, already, repository)
+            return _not_allowed(incident.repository)
+        if not await self._first_time(incident.key):
+            return Result(Outcome.DUPLICATE, "incident resolution already counted", repository)
+        opened_at = incident.opened_at
+        if incident.opened_key is not None:
+            try:
+                known = await self._store.get_many("incident", [incident.opened_key])
+            except StoreUnavailable:
+                await self._forget(incident.key)
+                raise
+            if incident.opened_key in known:
+                # Opened when the label was added, which may be long after the issue was.
+                opened_at = at(float(known[incident.opened_key]))
+        resolved_at = self.clock(incident.resolved_at)
+        recovery = (resolved_at - opened_at).total_seconds()
+        self.metrics.incident_recovery.labels(repository).observe(max(recovery, 0.0))
         self._touch(repository)
-        return repository
+        return Result(Outcome.ACCEPTED, repository=repository)
+
+    async def _first_time(self, key: str | None) -> bool:
+        """Whether the event is new; one the sender gave no identity is always new."""
+        return key is None or await self._store.add("event", key)
+
+    async def _forget(self, key: str | None) -> None:
+        # So that GitHub's redelivery of a delivery answered 503 is not taken for a repeat.
+        if key is not None:
+            with contextlib.suppress(StoreUnavailable):
+                await self._store.discard("event", key)
 
     def _touch(self, repository: str) -> None:
         self.metrics.last_event.labels(repository).set(time.time())
+
+
+def _not_allowed(full_name: str) -> Result:
+    return Result(Outcome.IGNORED, f"repository {full_name} is not in REPOSITORIES")
+
+
+def _retimed(deployment: Deployment, moment: datetime) -> Deployment:
+    return deployment if moment == deployment.time else replace(deployment, time=moment)

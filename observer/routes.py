@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import make_asgi_app
@@ -23,21 +25,33 @@ from observer.body import (
     parse_json,
     read_body,
 )
-from observer.boundedset import RecentKeys
 from observer.events import HANDLERS, dispatch
 from observer.events.generic import EVENT, apply, event_list
+from observer.metrics import Metrics
 from observer.openapi import openapi_document
 from observer.recorder import Recorder
 from observer.settings import Settings
 from observer.signature import verify
+from observer.state import Store, StoreUnavailable
 from observer.validation import describe
 
 OTHER = "other"
 MAX_DELIVERY_ID = 128
+# What a 503 asks the sender to wait: GitHub does not redeliver by itself, pipelines may retry.
+RETRY_AFTER_SECONDS = 30
+READY_TIMEOUT = 2.0
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def _unavailable() -> JSONResponse:
+    return JSONResponse(
+        {"error": "the state store cannot be reached; nothing was counted, send it again later"},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 class MetricsEndpoint:
@@ -50,16 +64,27 @@ class MetricsEndpoint:
         await self._app(scope, receive, send)
 
 
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What the lifespan built for the endpoints to use."""
+
+    recorder: Recorder
+    store: Store
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.state.services
+    return services
+
+
 class Endpoints:
-    def __init__(self, settings: Settings, recorder: Recorder) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self._settings = settings
-        self._recorder = recorder
-        self._metrics = recorder.metrics
+        self._metrics = metrics
         self._secrets = settings.webhook_secrets()
         self._api_token = (
             settings.api_token.get_secret_value().encode() if settings.api_token else None
         )
-        self._deliveries = RecentKeys(settings.dedup_capacity)
         self._budget = BodyBudget(settings.max_buffered_bytes)
         self._events = event_list(settings.max_events_per_request)
         self._openapi = openapi_document(settings.max_events_per_request)
@@ -127,15 +152,19 @@ class Endpoints:
         except BodyError as error:
             return finish(_error(error.status, str(error)), "malformed", str(error))
 
-        if delivery in self._deliveries:
-            return finish(_accepted("duplicate", delivery), "duplicate", "delivery seen before")
         try:
-            result = await dispatch(claimed_event, payload, self._recorder)
+            services = _services(request)
+            if await services.store.contains("delivery", delivery):
+                return finish(_accepted("duplicate", delivery), "duplicate", "delivery seen before")
+            result = await dispatch(claimed_event, payload, services.recorder)
+            await services.store.add("delivery", delivery)
         except ValidationError as error:
             fields = describe(error)
             message = f"{claimed_event} payload is missing or has invalid fields"
             return finish(_error(400, message, fields=fields), "malformed", message)
-        self._deliveries.add(delivery)
+        except StoreUnavailable as error:
+            self._metrics.state_errors.inc()
+            return finish(_unavailable(), "unavailable", str(error))
         repository = result.repository
         return finish(
             _accepted(result.outcome, delivery, result.detail), result.outcome, result.detail
@@ -185,11 +214,12 @@ class Endpoints:
             return refuse(400, str(error), "invalid")
 
         items = document if isinstance(document, list) else [document]
+        context = {"latest": time.time() + self._settings.max_clock_skew}
         try:
             if isinstance(document, list):
-                events = self._events.validate_python(document)
+                events = self._events.validate_python(document, context=context)
             else:
-                events = [EVENT.validate_python(document)]
+                events = [EVENT.validate_python(document, context=context)]
         except ValidationError as error:
             kinds = [_claimed_type(item) for item in items] or [OTHER]
             return finish(
@@ -198,7 +228,19 @@ class Endpoints:
                 "validation failed",
             )
 
-        results = [await apply(item, self._recorder) for item in events]
+        results = []
+        try:
+            for item in events:
+                results.append(await apply(item, _services(request).recorder))
+        except StoreUnavailable as error:
+            # Those applied before the store failed stay applied; their ids make a retry safe.
+            self._metrics.state_errors.inc()
+            outcomes: list[tuple[str, str]] = [
+                (item.type, str(result.outcome))
+                for item, result in zip(events, results, strict=False)
+            ]
+            outcomes += [(item.type, "unavailable") for item in events[len(results) :]]
+            return finish(_unavailable(), outcomes, str(error))
         body_results = [
             {"type": item.type, "result": result.outcome, "detail": result.detail}
             for item, result in zip(events, results, strict=True)
@@ -223,6 +265,16 @@ class Endpoints:
     async def readyz(self, request: Request) -> Response:
         if not self.ready:
             return JSONResponse({"status": "not ready"}, status_code=503)
+        try:
+            async with asyncio.timeout(READY_TIMEOUT):
+                await _services(request).store.ping()
+        except (StoreUnavailable, TimeoutError):
+            self._metrics.state_up.set(0)
+            return JSONResponse(
+                {"status": "not ready", "detail": "the state store cannot be reached"},
+                status_code=503,
+            )
+        self._metrics.state_up.set(1)
         return JSONResponse({"status": "ready"})
 
     async def openapi(self, request: Request) -> Response:

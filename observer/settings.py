@@ -23,7 +23,10 @@ FILE_SECRETS = (
     "github_token",
     "github_app_private_key",
     "api_token",
+    "state_url",
 )
+
+STATE_SCHEMES = ("file", "redis", "rediss")
 
 REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/(?:[A-Za-z0-9_.-]+|\*)$")
 
@@ -67,11 +70,19 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(default=10.0, ge=0)
     log_level: str = "info"
 
+    # Where the state that decides a number lives; it may carry a password, so it is secret.
+    state_url: SecretStr | None = None
+    state_save_interval: float = Field(default=60.0, gt=0)
+    state_timeout: float = Field(default=2.0, gt=0)
+    settle_seconds: float = Field(default=30.0, ge=0)
+    max_clock_skew: float = Field(default=300.0, ge=0)
+
     webhook_secret_file: Path | None = None
     webhook_secret_previous_file: Path | None = None
     github_token_file: Path | None = None
     github_app_private_key_file: Path | None = None
     api_token_file: Path | None = None
+    state_url_file: Path | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -101,7 +112,11 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "github_token", "api_token", "webhook_secret_previous", "github_app_private_key"
+        "github_token",
+        "api_token",
+        "webhook_secret_previous",
+        "github_app_private_key",
+        "state_url",
     )
     @classmethod
     def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
@@ -133,6 +148,20 @@ class Settings(BaseSettings):
             if not REPOSITORY_PATTERN.match(item):
                 raise ValueError(f"{item!r} is not owner/name or owner/*")
         return tuple(item.lower() for item in value)
+
+    @field_validator("state_url")
+    @classmethod
+    def _check_state_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        url = value.get_secret_value()
+        scheme, _, rest = url.partition("://")
+        if scheme.lower() not in STATE_SCHEMES or not rest:
+            # The value may hold a password: name the schemes, never the value.
+            raise ValueError("must be file:///path, redis://HOST[:PORT][/DB] or rediss://…")
+        if scheme.lower() == "file" and not rest.startswith("/"):
+            raise ValueError("a file URL needs an absolute path: file:///var/lib/observer/state")
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -81,7 +81,12 @@ class Service:
 
 
 def make_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {"webhook_secret": SECRET, "api_token": API_TOKEN}
+    # Lead time without the settle wait, unless a test is about it.
+    values: dict[str, Any] = {
+        "webhook_secret": SECRET,
+        "api_token": API_TOKEN,
+        "settle_seconds": 0,
+    }
     values.update(overrides)
     return Settings(**values)
 

@@ -82,6 +82,8 @@ def start_observer(
         if not key.startswith(("GITHUB_", "API_TOKEN", "WEBHOOK_", "REPOSITORIES"))
     }
     full_env.update({"WEBHOOK_SECRET": secret, "HOST": "127.0.0.1", "PORT": str(port)})
+    # Lead time without the settle wait, unless a test is about it.
+    full_env.setdefault("SETTLE_SECONDS", "0")
     full_env.update(env or {})
     with tempfile.TemporaryDirectory() as tmp:
         log_path = Path(tmp) / "observer.log"

@@ -109,6 +109,7 @@ def test_2000_concurrent_signed_deliveries_are_all_counted(observer: ObserverPro
     for index in range(2000):
         payload = json.loads(json.dumps(template))
         payload["deployment_status"]["id"] = 9_000_000 + index
+        payload["deployment"]["id"] = 9_000_000 + index
         payload["deployment"]["environment"] = "load-test"
         payload["deployment_status"]["environment"] = "load-test"
         bodies.append(json.dumps(payload).encode())

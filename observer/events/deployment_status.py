@@ -43,8 +43,9 @@ async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
             environment=status.environment or event.deployment.environment,
             status=status.state,
             time=status.created_at,
-            # Status ids are unique across GitHub, so two hooks delivering one status agree.
-            key=f"deployment_status:{status.id}",
+            # Once per deployment and terminal state, however many statuses of that state it
+            # gets; deployment ids are unique across GitHub, so two hooks agree.
+            key=f"deployment:{event.deployment.id}:{status.state}",
             sha=event.deployment.sha.lower(),
         )
     )

@@ -30,6 +30,14 @@ EventId = Annotated[
 ]
 
 
+def _not_ahead(value: AwareDatetime, info: ValidationInfo) -> AwareDatetime:
+    """Refuse a time past the arrival plus MAX_CLOCK_SKEW (given as validation context)."""
+    latest = (info.context or {}).get("latest")
+    if latest is not None and value.timestamp() > latest:
+        raise ValueError("is in the future (later than now plus MAX_CLOCK_SKEW)")
+    return value
+
+
 class _Event(BaseModel):
     # Unknown fields are refused so that a misspelt field is reported, not silently dropped.
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -63,6 +71,8 @@ class DeploymentEvent(_Event):
         description="The commits this deployment ships, when the pipeline knows them.",
     )
 
+    _timestamp_not_ahead = field_validator("timestamp")(_not_ahead)
+
 
 class IncidentEvent(_Event):
     """An incident opened, or resolved."""
@@ -75,6 +85,8 @@ class IncidentEvent(_Event):
         default=None, validate_default=True, description="Required when action is resolved."
     )
 
+    _opened_not_ahead = field_validator("opened_at")(_not_ahead)
+
     @field_validator("resolved_at")
     @classmethod
     def _resolution_is_consistent(
@@ -85,7 +97,7 @@ class IncidentEvent(_Event):
             raise ValueError("required when action is resolved")
         if value is not None and opened_at is not None and value < opened_at:
             raise ValueError("is before opened_at")
-        return value
+        return value if value is None else _not_ahead(value, info)
 
 
 Event = Annotated[DeploymentEvent | IncidentEvent, Field(discriminator="type")]
@@ -106,14 +118,16 @@ async def apply(event: DeploymentEvent | IncidentEvent, recorder: Recorder) -> R
                 environment=event.environment,
                 status=event.status,
                 time=event.timestamp,
-                key=f"api:deployment:{repository}:{event.id}" if event.id else None,
+                key=f"api:deployment:{repository}:{event.id}:{event.status}" if event.id else None,
                 sha=event.sha.lower() if event.sha else None,
                 commits=tuple(Commit(c.sha.lower(), c.timestamp) for c in event.commits),
             )
         )
     key = f"api:incident:{repository}:{event.id}"
     if event.action == "opened":
-        return await recorder.incident_opened(IncidentOpened(event.repository, key=f"{key}:opened"))
+        return await recorder.incident_opened(
+            IncidentOpened(event.repository, f"{key}:opened", opened_at=event.opened_at)
+        )
     assert event.resolved_at is not None  # checked by the model
     return await recorder.incident_resolved(
         IncidentResolved(

@@ -15,6 +15,7 @@ class _Issue(Model):
     id: int
     state: str
     created_at: AwareDatetime
+    updated_at: AwareDatetime | None = None
     closed_at: AwareDatetime | None = None
     labels: list[Label] = Field(default_factory=list, max_length=1000)
 
@@ -34,16 +35,21 @@ async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
     repository = event.repository.full_name
     # GitHub sends both 'opened' and 'labeled' for an issue created with the label; one key
     # per issue makes them one incident.
-    opened = IncidentOpened(repository, key=f"incident:issue:{issue.id}:opened")
+    opened_key = f"incident:issue:{issue.id}:opened"
     if event.action == "opened" and is_incident:
-        return await recorder.incident_opened(opened)
+        return await recorder.incident_opened(
+            IncidentOpened(repository, opened_key, opened_at=issue.created_at)
+        )
     if (
         event.action == "labeled"
         and event.label is not None
         and event.label.name.lower() == wanted
         and issue.state == "open"
     ):
-        return await recorder.incident_opened(opened)
+        # It became an incident when the label was added: the issue's last update.
+        return await recorder.incident_opened(
+            IncidentOpened(repository, opened_key, opened_at=issue.updated_at or issue.created_at)
+        )
     if event.action == "closed" and is_incident and issue.closed_at is not None:
         return await recorder.incident_resolved(
             IncidentResolved(
@@ -51,6 +57,7 @@ async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
                 opened_at=issue.created_at,
                 resolved_at=issue.closed_at,
                 key=f"incident:issue:{issue.id}:resolved",
+                opened_key=opened_key,
             )
         )
     return Result(Outcome.IGNORED, f"not an incident event (label {wanted!r})")

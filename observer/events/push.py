@@ -22,6 +22,7 @@ class Payload(Model):
     before: Sha
     after: Sha
     deleted: bool = False
+    forced: bool = False
     commits: list[_Commit] = Field(default_factory=list, max_length=10_000)
     repository: Repository
 
@@ -35,7 +36,9 @@ async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
             ref=event.ref,
             key=f"push:{event.repository.full_name.lower()}:{event.ref}:{event.before}:{event.after}",
             after=event.after.lower(),
+            before=event.before.lower(),
             deleted=event.deleted,
+            forced=event.forced,
             commits=tuple(commit for commit, _ in commits),
             new=tuple(commit for commit, distinct in commits if distinct),
         )

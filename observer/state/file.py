@@ -1,0 +1,67 @@
+"""The store in memory, saved to a snapshot on a volume: one replica that survives restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from observer.state.base import Kind
+from observer.state.memory import MemoryStore
+
+
+class SnapshotError(Exception):
+    """The snapshot exists but cannot be used: the service must not start without it."""
+
+
+class FileStore(MemoryStore):
+    def __init__(self, kinds: Mapping[str, Kind], path: Path) -> None:
+        super().__init__(kinds)
+        self.path = path
+
+    @property
+    def mode(self) -> str:
+        return "file"
+
+    def load_snapshot(self) -> None:
+        """Load the snapshot if there is one; a missing file is a first start."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            if not self.path.parent.is_dir():
+                raise SnapshotError(
+                    f"STATE_URL: directory {self.path.parent} does not exist"
+                ) from None
+            return
+        except OSError as error:
+            raise SnapshotError(f"STATE_URL: cannot read {self.path}: {error.strerror}") from None
+        try:
+            self.load(json.loads(text))
+        except (ValueError, TypeError, KeyError) as error:
+            raise SnapshotError(
+                f"STATE_URL: {self.path} is not a readable observer snapshot ({error}); "
+                "move it away to start empty"
+            ) from None
+
+    def save(self) -> None:
+        """Write the snapshot whole or not at all: temporary file, fsync, rename."""
+        data = json.dumps(self.dump(), separators=(",", ":")).encode()
+        directory = self.path.parent
+        fd, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        # The rename itself is durable only once the directory is.
+        directory_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(directory_fd)
+        finally:
+            os.close(directory_fd)

@@ -1,0 +1,151 @@
+"""The store in process memory: exact for one replica until it restarts."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from observer.state.base import Change, Json, Kind, R
+
+
+class _Family:
+    """One kind's keys, oldest write first, each with the wall-clock time it expires."""
+
+    def __init__(self, kind: Kind) -> None:
+        self.kind = kind
+        self.items: OrderedDict[str, tuple[float, Json]] = OrderedDict()
+
+    def get(self, key: str, now: float) -> Json | None:
+        item = self.items.get(key)
+        if item is None:
+            return None
+        if item[0] <= now:
+            del self.items[key]
+            return None
+        return item[1]
+
+    def put(self, key: str, value: Json, now: float) -> None:
+        self.items[key] = (now + self.kind.ttl, value)
+        self.items.move_to_end(key)
+        self.prune(now)
+
+    def pop(self, key: str) -> None:
+        self.items.pop(key, None)
+
+    def prune(self, now: float) -> None:
+        # Every key of a kind lives as long, so the oldest write expires first.
+        while self.items:
+            key, (expires, _) = next(iter(self.items.items()))
+            if expires > now and len(self.items) <= self.kind.capacity:
+                break
+            del self.items[key]
+
+
+class MemoryStore:
+    """All in one process: each call runs without awaiting, so it is atomic by construction."""
+
+    def __init__(self, kinds: Mapping[str, Kind]) -> None:
+        self.kinds = kinds
+        self._families = {name: _Family(kind) for name, kind in kinds.items()}
+        self._locks: dict[str, tuple[float, str]] = {}
+
+    @property
+    def mode(self) -> str:
+        return "memory"
+
+    def _family(self, kind: str) -> _Family:
+        return self._families[kind]
+
+    async def add(self, kind: str, member: str) -> bool:
+        family, now = self._family(kind), time.time()
+        if family.get(member, now) is not None:
+            return False
+        family.put(member, 1, now)
+        return True
+
+    async def contains(self, kind: str, member: str) -> bool:
+        return self._family(kind).get(member, time.time()) is not None
+
+    async def discard(self, kind: str, member: str) -> None:
+        self._family(kind).pop(member)
+
+    async def get_many(self, kind: str, keys: Iterable[str]) -> dict[str, Json]:
+        family, now = self._family(kind), time.time()
+        found = {key: family.get(key, now) for key in keys}
+        return {key: value for key, value in found.items() if value is not None}
+
+    async def put_many(self, kind: str, items: Mapping[str, Json]) -> None:
+        family, now = self._family(kind), time.time()
+        for key, value in items.items():
+            family.put(key, value, now)
+
+    async def append_many(self, kind: str, items: Mapping[str, Json], limit: int) -> None:
+        family, now = self._family(kind), time.time()
+        for key, value in items.items():
+            values = list(family.get(key, now) or [])
+            values.append(value)
+            family.put(key, values[-limit:], now)
+
+    async def lists(self, kind: str, keys: Iterable[str]) -> dict[str, list[Json]]:
+        return await self.get_many(kind, keys)
+
+    async def update(self, kind: str, key: str, change: Change[R]) -> R:
+        family, now = self._family(kind), time.time()
+        value, result = change(family.get(key, now))
+        if value is None:
+            family.pop(key)
+        else:
+            family.put(key, value, now)
+        return result
+
+    async def lock(self, name: str, ttl: float) -> str | None:
+        now = time.time()
+        held = self._locks.get(name)
+        if held is not None and held[0] > now:
+            return None
+        token = secrets.token_hex(8)
+        self._locks[name] = (now + ttl, token)
+        return token
+
+    async def unlock(self, name: str, token: str) -> None:
+        held = self._locks.get(name)
+        if held is not None and held[1] == token:
+            del self._locks[name]
+
+    async def ping(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    # A snapshot: every family's live keys with their expiry, as plain JSON.
+    def dump(self) -> dict[str, Any]:
+        now = time.time()
+        families = {}
+        for name, family in self._families.items():
+            family.prune(now)
+            families[name] = [
+                [key, expires, value] for key, (expires, value) in family.items.items()
+            ]
+        return {"version": 1, "families": families}
+
+    def load(self, snapshot: Any) -> None:
+        if not isinstance(snapshot, dict) or snapshot.get("version") != 1:
+            raise ValueError("not a snapshot of this version")
+        families = snapshot["families"]
+        if not isinstance(families, dict):
+            raise ValueError("families is not an object")
+        now = time.time()
+        for name, entries in families.items():
+            family = self._families.get(name)
+            if family is None:
+                continue  # a kind this version no longer keeps
+            for key, expires, value in entries:
+                if not isinstance(key, str) or not isinstance(expires, int | float):
+                    raise ValueError(f"malformed entry in {name}")
+                if expires > now:
+                    family.items[key] = (float(expires), value)
+            family.prune(now)
