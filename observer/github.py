@@ -14,23 +14,20 @@ from urllib.parse import quote
 import httpx
 
 from observer import logs
-from observer.github_auth import (
-    AppInstallationToken,
+from observer.github_auth import AppInstallationToken, StaticToken, TokenSource, token_source
+from observer.github_errors import (
     GitHubError,
     MalformedResponse,
     NotFound,
     RateLimited,
     ServerError,
-    StaticToken,
     Timeout,
-    TokenSource,
     Unauthorized,
     Unreachable,
-    create_http_client,
-    parse,
-    token_source,
-    transport_errors,
+    header_number,
+    http_error,
 )
+from observer.github_http import create_http_client, parse, transport_errors
 from observer.github_models import (
     COMMIT,
     COMMITS,
@@ -79,13 +76,6 @@ def _repo_path(repository: str) -> str:
     if not owner or not name or "/" in name:
         raise ValueError(f"{repository!r} is not owner/name")
     return f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
-
-
-def _number(response: httpx.Response, header: str) -> float | None:
-    try:
-        return float(response.headers[header])
-    except (KeyError, ValueError):
-        return None
 
 
 class GitHubClient:
@@ -216,10 +206,10 @@ class GitHubClient:
         finally:
             self._metrics.github_requests.labels(status=status).inc()
             self._metrics.github_request_duration.observe(time.perf_counter() - started)
-        remaining = _number(response, "x-ratelimit-remaining")
+        remaining = header_number(response, "x-ratelimit-remaining")
         if remaining is not None:
             self._metrics.github_rate_limit_remaining.set(remaining)
-            reset = _number(response, "x-ratelimit-reset")
+            reset = header_number(response, "x-ratelimit-reset")
             if remaining == 0 and reset is not None:
                 self._resume_at = max(self._resume_at, reset)
         return response
@@ -228,33 +218,26 @@ class GitHubClient:
         self, path: str, response: httpx.Response, missing: frozenset[int], limited: int
     ) -> GitHubError:
         """The error a non-2xx answer means: returned if a retry could help, else raised."""
-        status = response.status_code
-        where = f"GET {path}: HTTP {status}"
-        if status >= 500:
-            return ServerError(where)
-        if status in (403, 429):
-            wait = self._rate_limit_wait(response, limited)
-            if wait is not None:
-                self._hold(wait, where)
-                return RateLimited(f"{where}: rate limited")
-        if status in (401, 403):
-            raise Unauthorized(where)
-        if status in missing:
-            raise NotFound(where)
-        raise GitHubError(where)
+        where = f"GET {path}"
+        error = http_error(where, response, missing=missing)
+        if isinstance(error, RateLimited):
+            self._hold(
+                self._rate_limit_wait(response, limited), f"{where}: HTTP {response.status_code}"
+            )
+        if isinstance(error, (RateLimited, ServerError)):
+            return error
+        raise error
 
-    def _rate_limit_wait(self, response: httpx.Response, limited: int) -> float | None:
-        """Seconds to wait, following GitHub's rules; None when the answer is no rate limit."""
-        retry_after = _number(response, "retry-after")
+    def _rate_limit_wait(self, response: httpx.Response, limited: int) -> float:
+        """Seconds to wait after a rate limit, following GitHub's rules."""
+        retry_after = header_number(response, "retry-after")
         if retry_after is not None:
             return max(retry_after, 0.0)
-        reset = _number(response, "x-ratelimit-reset")
-        if _number(response, "x-ratelimit-remaining") == 0 and reset is not None:
+        reset = header_number(response, "x-ratelimit-reset")
+        if header_number(response, "x-ratelimit-remaining") == 0 and reset is not None:
             # A reset already past means our clock is behind GitHub's; a second covers it.
             return max(reset - self._clock(), 1.0)
-        if response.status_code == 429 or _mentions_rate_limit(response):
-            return UNEXPLAINED_LIMIT_WAIT * 2.0**limited
-        return None
+        return UNEXPLAINED_LIMIT_WAIT * 2.0**limited
 
     def _hold(self, wait: float, where: str) -> None:
         self._resume_at = max(self._resume_at, self._clock() + wait)
@@ -271,8 +254,3 @@ class GitHubClient:
         if wait > self._max_wait:
             allowed = f"longer than the {self._max_wait:.0f} s allowed"
             raise RateLimited(f"{where}: rate limited for {wait:.0f} s more, {allowed}")
-
-
-def _mentions_rate_limit(response: httpx.Response) -> bool:
-    # GitHub's rate-limit messages say so ("API rate limit exceeded", "secondary rate limit").
-    return b"rate limit" in response.content.lower()
