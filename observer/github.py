@@ -71,6 +71,10 @@ PER_PAGE = 100
 # stays far below GitHub's node limit, and 500 bounds what one deployment can cost.
 GRAPHQL_BATCH = 50
 GRAPHQL_MAX_ITEMS = 500
+# GitHub counts REST requests and GraphQL points against separate primary quotas.
+REST_QUOTA = "core"
+GRAPHQL_QUOTA = "graphql"
+ANY_QUOTA = "any"
 
 
 @dataclass(slots=True)
@@ -120,9 +124,10 @@ class GitHubClient:
         self._sleep = sleep
         self._clock = clock
         self._uniform = uniform
-        # Epoch time before which no request may go out: the rate limit belongs to the token,
-        # so every task waits for it, not just the one that was told.
-        self._resume_at = 0.0
+        # Epoch time before which no request may go out, per quota: the rate limit belongs to
+        # the token, so every task waits for it, not just the one that was told. REST and
+        # GraphQL have a primary quota each; a secondary limit stops both (key ANY_QUOTA).
+        self._resume_at: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"GitHubClient(base_url={str(self._http.base_url)!r})"
@@ -223,7 +228,9 @@ class GitHubClient:
         where = f"POST {self._graphql.path}"
         for query, chunk_shas, chunk_numbers in chunks:
             payload = {"query": query, "variables": {"owner": owner, "name": name}}
-            response = await self._request("POST", self._graphql, payload=payload)
+            response = await self._request(
+                "POST", self._graphql, payload=payload, quota=GRAPHQL_QUOTA
+            )
             answer = parse(ANSWER, response, where)
             found_commits, found_pulls = read_pulls(answer, chunk_shas, chunk_numbers, where)
             commits.update(found_commits)
@@ -243,22 +250,23 @@ class GitHubClient:
         params: Params | None = None,
         payload: object = None,
         missing: frozenset[int] = frozenset({404}),
+        quota: str = REST_QUOTA,
     ) -> httpx.Response:
         where = f"{method} {target.path if isinstance(target, httpx.URL) else target}"
         retries = 0
         limited = 0
         while True:
-            await self._wait_for_quota(where)
+            await self._wait_for_quota(where, quota)
             try:
-                response = await self._send(method, target, where, params, payload)
+                response = await self._send(method, target, where, params, payload, quota)
             except (Timeout, Unreachable, ServerError) as error:
                 failure: GitHubError = error
             else:
                 # GraphQL reports a spent limit in a 200 answer, as an error of type RATE_LIMITED.
-                limited_body = response.is_success and says_rate_limited(response.content)
-                if response.is_success and not limited_body:
+                spent = quota == GRAPHQL_QUOTA and says_rate_limited(response.content)
+                if response.is_success and not spent:
                     return response
-                failure = self._failure(where, response, missing, limited, limited_body or None)
+                failure = self._failure(where, response, missing, limited, quota, spent or None)
             if retries >= self._max_retries:
                 raise failure
             if isinstance(failure, RateLimited):
@@ -274,6 +282,7 @@ class GitHubClient:
         where: str,
         params: Params | None,
         payload: object,
+        quota: str,
     ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {await self._auth.token()}"}
         for owner, count in _COUNTERS.get():
@@ -295,7 +304,7 @@ class GitHubClient:
             self._metrics.github_rate_limit_remaining.set(remaining)
             reset = header_number(response, "x-ratelimit-reset")
             if remaining == 0 and reset is not None:
-                self._resume_at = max(self._resume_at, reset)
+                self._resume_at[quota] = max(self._resume_at.get(quota, 0.0), reset)
         return response
 
     def _failure(
@@ -304,38 +313,44 @@ class GitHubClient:
         response: httpx.Response,
         missing: frozenset[int],
         limited: int,
+        quota: str,
         rate_limited: bool | None,
     ) -> GitHubError:
         """The error an unusable answer means: returned if a retry could help, else raised."""
         error = http_error(where, response, rate_limited=rate_limited, missing=missing)
         if isinstance(error, RateLimited):
-            wait = self._rate_limit_wait(response, limited)
-            self._hold(wait, f"{where}: HTTP {response.status_code}")
+            wait, held = self._rate_limit_wait(response, limited, quota)
+            self._hold(wait, held, f"{where}: HTTP {response.status_code}")
         if isinstance(error, (RateLimited, ServerError)):
             return error
         raise error
 
-    def _rate_limit_wait(self, response: httpx.Response, limited: int) -> float:
-        """Seconds to wait after a rate limit, following GitHub's rules."""
+    def _rate_limit_wait(
+        self, response: httpx.Response, limited: int, quota: str
+    ) -> tuple[float, str]:
+        """Seconds to wait after a rate limit, following GitHub's rules, and the quota held."""
         retry_after = header_number(response, "retry-after")
         if retry_after is not None:
-            return max(retry_after, 0.0)
+            return max(retry_after, 0.0), ANY_QUOTA
         reset = header_number(response, "x-ratelimit-reset")
         if header_number(response, "x-ratelimit-remaining") == 0 and reset is not None:
             # A reset already past means our clock is behind GitHub's; a second covers it.
-            return max(reset - self._clock(), 1.0)
-        return UNEXPLAINED_LIMIT_WAIT * 2.0**limited
+            return max(reset - self._clock(), 1.0), quota
+        return UNEXPLAINED_LIMIT_WAIT * 2.0**limited, ANY_QUOTA
 
-    def _hold(self, wait: float, where: str) -> None:
-        self._resume_at = max(self._resume_at, self._clock() + wait)
+    def _hold(self, wait: float, quota: str, where: str) -> None:
+        self._resume_at[quota] = max(self._resume_at.get(quota, 0.0), self._clock() + wait)
         self._check_wait(wait, where)
 
-    async def _wait_for_quota(self, where: str) -> None:
+    async def _wait_for_quota(self, where: str, quota: str) -> None:
         # Another task may push the time back while this one sleeps, hence the loop.
-        while (wait := self._resume_at - self._clock()) > 0:
+        while (wait := self._resume_time(quota) - self._clock()) > 0:
             self._check_wait(wait, where)
             logs.event("waiting for GitHub's rate limit", seconds=round(wait, 1), request=where)
             await self._sleep(wait)
+
+    def _resume_time(self, quota: str) -> float:
+        return max(self._resume_at.get(quota, 0.0), self._resume_at.get(ANY_QUOTA, 0.0))
 
     def _check_wait(self, wait: float, where: str) -> None:
         if wait > self._max_wait:

@@ -1162,3 +1162,39 @@ def test_the_fake_github_answers_graphql_over_real_http() -> None:
     assert fake.requests == [("/api/graphql", f"Bearer {TOKEN}")]
     (sent,) = fake.graphql_queries
     assert sent["variables"] == {"owner": "octo-org", "name": "octo-app"}
+
+
+def test_graphql_and_rest_quotas_are_waited_for_apart(gh: Harness) -> None:
+    graphql = gh.router.post(GRAPHQL_URL, name="graphql")
+    graphql.mock(
+        return_value=answer("graphql_pulls_of_commits.json", headers=remaining(0, NOW + 30))
+    )
+    rest = gh.router.get(COMMIT_URL, name="commit").mock(return_value=answer("commit.json"))
+
+    async def work(client: GitHubClient) -> list[float]:
+        await client.pulls_of_commits(REPO, [C1])
+        await client.commit(REPO, C3)  # the REST quota is not spent
+        waited = list(gh.time.sleeps)
+        await client.pulls_of_commits(REPO, [C1])
+        return waited
+
+    assert gh.run(work) == []
+    assert gh.time.sleeps == [pytest.approx(30.0)]
+    assert (graphql.call_count, rest.call_count) == (2, 1)
+
+
+def test_a_secondary_rate_limit_holds_graphql_too(gh: Harness) -> None:
+    rest = gh.router.get(COMMIT_URL, name="commit")
+    rest.side_effect = [answer("rate_limited_403.json", 403, {"retry-after": "7"})]
+    graphql = gh.router.post(GRAPHQL_URL, name="graphql")
+    graphql.mock(return_value=answer("graphql_pulls_of_commits.json"))
+
+    async def work(client: GitHubClient) -> None:
+        with pytest.raises(RateLimited):
+            await client.commit(REPO, C3)
+        await client.pulls_of_commits(REPO, [C1])
+
+    gh.run(work, max_retries=0)
+
+    assert gh.time.sleeps == [7.0]
+    assert graphql.call_count == 1
