@@ -29,7 +29,7 @@ from observer.github_models import Sha
 PULLS_PER_COMMIT = 10
 
 # Interpolated into the query text, so only what cannot break out of a string literal passes.
-SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+SHA = re.compile(r"(?:[0-9a-f]{40}|[0-9a-f]{64})")
 
 _PULL_FIELDS = """
 fragment pull on PullRequest {
@@ -72,7 +72,7 @@ def pulls_query(shas: Sequence[str], numbers: Sequence[int]) -> str:
     """A query with alias ``c<i>`` for ``shas[i]`` and ``p<i>`` for ``numbers[i]``."""
     parts = []
     for index, sha in enumerate(shas):
-        if not SHA.match(sha):
+        if not SHA.fullmatch(sha):
             raise ValueError(f"{sha!r} is not a lower-case commit sha")
         parts.append(
             f'c{index}: object(oid: "{sha}") {{ ... on Commit {{ '
@@ -181,16 +181,23 @@ def read_pulls(
         raise _failure(answer.errors, where)
     commits: dict[str, tuple[GraphPull, ...]] = {}
     for index, sha in enumerate(shas):
-        found = validate(_COMMIT, repository.get(f"c{index}"), f"{where}: c{index}")
+        found = validate(_COMMIT, _field(repository, f"c{index}", where), f"{where}: c{index}")
         if found is not None and found.associated is not None:
             records = (pull.record() for pull in found.associated.nodes if pull is not None)
             commits[sha] = tuple(pull for pull in records if pull.merged_at is not None)
     pulls: dict[int, GraphPull] = {}
     for index, number in enumerate(numbers):
-        pull = validate(_PULL, repository.get(f"p{index}"), f"{where}: p{index}")
+        pull = validate(_PULL, _field(repository, f"p{index}", where), f"{where}: p{index}")
         if pull is not None:
             pulls[number] = pull.record()
     return commits, pulls
+
+
+def _field(repository: Mapping[str, object], alias: str, where: str) -> object:
+    # GraphQL answers every field asked for, null if it did not resolve: absence is no answer.
+    if alias not in repository:
+        raise MalformedResponse(f"{where}: unexpected response (no {alias})")
+    return repository[alias]
 
 
 def _failure(errors: Sequence[_Error], where: str) -> GitHubError:

@@ -964,11 +964,12 @@ def test_what_is_beyond_the_limit_is_not_asked_and_is_counted(gh: Harness) -> No
     assert found.truncated == 4  # two shas and both numbers
 
 
-def test_a_bad_sha_is_refused_before_any_request(gh: Harness) -> None:
+@pytest.mark.parametrize("bad", ['x") { oid } }', f"{C1}\n", C1[:7]])
+def test_a_bad_sha_is_refused_before_any_request(gh: Harness, bad: str) -> None:
     route = gh.router.post(GRAPHQL_URL)
 
     with pytest.raises(ValueError, match="not a lower-case commit sha"):
-        gh.run(lambda client: client.pulls_of_commits(REPO, [*SHAS, 'x") { oid } }'], batch=2))
+        gh.run(lambda client: client.pulls_of_commits(REPO, [*SHAS, bad], batch=2))
     assert not route.called
 
 
@@ -1020,6 +1021,7 @@ def test_a_repository_that_is_not_there_is_not_found(gh: Harness) -> None:
         {"c0": {"associatedPullRequests": {"nodes": [graph_pull(1, merge_commit="not-a-sha")]}}},
         {"c0": {"associatedPullRequests": None}, "p0": {"number": 1}},
         {"c0": "a string"},
+        {"p0": None},
     ],
 )
 def test_a_malformed_graphql_answer_is_malformed(gh: Harness, repository: Any) -> None:
