@@ -1,4 +1,4 @@
-"""The GitHub REST API calls lead time needs, with GitHub's retry and rate-limit rules."""
+"""GitHub API calls lead time needs (REST, one GraphQL query), by its retry and rate-limit rules."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -14,23 +14,28 @@ from urllib.parse import quote
 import httpx
 
 from observer import logs
-from observer.github_auth import (
-    AppInstallationToken,
+from observer.github_auth import AppInstallationToken, StaticToken, TokenSource, token_source
+from observer.github_errors import (
     GitHubError,
     MalformedResponse,
     NotFound,
     RateLimited,
     ServerError,
-    StaticToken,
     Timeout,
-    TokenSource,
     Unauthorized,
     Unreachable,
-    create_http_client,
-    parse,
-    token_source,
-    transport_errors,
+    header_number,
+    http_error,
 )
+from observer.github_graphql import (
+    ANSWER,
+    GraphPull,
+    PullLookup,
+    pulls_query,
+    read_pulls,
+    says_rate_limited,
+)
+from observer.github_http import create_http_client, graphql_url, parse, transport_errors
 from observer.github_models import (
     COMMIT,
     COMMITS,
@@ -49,7 +54,8 @@ from observer.metrics import Metrics
 
 __all__ = (
     "ApiCommit", "ApiDeployment", "ApiPull", "AppInstallationToken", "CallCount", "Comparison",
-    "GitHubClient", "GitHubError", "MalformedResponse", "NotFound", "RateLimited", "ServerError",
+    "GitHubClient", "GitHubError", "GraphPull", "MalformedResponse", "NotFound", "PullLookup",
+    "RateLimited", "ServerError",
     "StaticToken", "Timeout", "TokenSource", "Unauthorized", "Unreachable",
     "create_http_client", "token_source",
 )  # fmt: skip
@@ -61,6 +67,14 @@ BACKOFF_CAP = 8.0
 # GitHub's advice when a rate-limit answer says neither how long nor until when: at least a minute.
 UNEXPLAINED_LIMIT_WAIT = 60.0
 PER_PAGE = 100
+# Commits and pull request numbers per GraphQL request, and per call in all: a request of 50
+# stays far below GitHub's node limit, and 500 bounds what one deployment can cost.
+GRAPHQL_BATCH = 50
+GRAPHQL_MAX_ITEMS = 500
+# GitHub counts REST requests and GraphQL points against separate primary quotas.
+REST_QUOTA = "core"
+GRAPHQL_QUOTA = "graphql"
+ANY_QUOTA = "any"
 
 
 @dataclass(slots=True)
@@ -74,18 +88,16 @@ _COUNTERS: ContextVar[tuple[tuple[object, CallCount], ...]] = ContextVar(
 )
 
 
-def _repo_path(repository: str) -> str:
+def _owner_name(repository: str) -> tuple[str, str]:
     owner, _, name = repository.partition("/")
     if not owner or not name or "/" in name:
         raise ValueError(f"{repository!r} is not owner/name")
+    return owner, name
+
+
+def _repo_path(repository: str) -> str:
+    owner, name = _owner_name(repository)
     return f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
-
-
-def _number(response: httpx.Response, header: str) -> float | None:
-    try:
-        return float(response.headers[header])
-    except (KeyError, ValueError):
-        return None
 
 
 class GitHubClient:
@@ -106,14 +118,16 @@ class GitHubClient:
         self._http = http
         self._metrics = metrics
         self._auth = auth
+        self._graphql = graphql_url(http.base_url)
         self._max_retries = max_retries
         self._max_wait = max_rate_limit_wait
         self._sleep = sleep
         self._clock = clock
         self._uniform = uniform
-        # Epoch time before which no request may go out: the rate limit belongs to the token,
-        # so every task waits for it, not just the one that was told.
-        self._resume_at = 0.0
+        # Epoch time before which no request may go out, per quota: the rate limit belongs to
+        # the token, so every task waits for it, not just the one that was told. REST and
+        # GraphQL have a primary quota each; a secondary limit stops both (key ANY_QUOTA).
+        self._resume_at: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"GitHubClient(base_url={str(self._http.base_url)!r})"
@@ -179,21 +193,80 @@ class GitHubClient:
         statuses = parse(STATUSES, await self._get(path, {"per_page": 30}), path)
         return any(status.state == "success" for status in statuses)
 
+    async def pulls_of_commits(
+        self,
+        repository: str,
+        shas: Sequence[str],
+        numbers: Sequence[int] = (),
+        *,
+        batch: int = GRAPHQL_BATCH,
+        max_items: int = GRAPHQL_MAX_ITEMS,
+    ) -> PullLookup:
+        """Each commit's merged pull requests, and each numbered pull request, through GraphQL.
+
+        Shas, then numbers, go ``batch`` to a request and ``max_items`` in all; the rest are
+        not asked for and are counted in ``truncated``. A sha GitHub does not know is left out.
+        """
+        owner, name = _owner_name(repository)
+        wanted_shas = list(dict.fromkeys(sha.lower() for sha in shas))
+        wanted_numbers = list(dict.fromkeys(numbers))
+        asked = max(max_items, 0)
+        cut = max(len(wanted_shas) + len(wanted_numbers) - asked, 0)
+        wanted_shas = wanted_shas[:asked]
+        wanted_numbers = wanted_numbers[: asked - len(wanted_shas)]
+        size = max(batch, 1)
+        items: list[str | int] = [*wanted_shas, *wanted_numbers]
+        chunks = []
+        # Every query is built before the first request, so a bad sha fails before any is sent.
+        for start in range(0, len(items), size):
+            chunk = items[start : start + size]
+            chunk_shas = [item for item in chunk if isinstance(item, str)]
+            chunk_numbers = [item for item in chunk if isinstance(item, int)]
+            chunks.append((pulls_query(chunk_shas, chunk_numbers), chunk_shas, chunk_numbers))
+        commits: dict[str, tuple[GraphPull, ...]] = {}
+        pulls: dict[int, GraphPull] = {}
+        where = f"POST {self._graphql.path}"
+        for query, chunk_shas, chunk_numbers in chunks:
+            payload = {"query": query, "variables": {"owner": owner, "name": name}}
+            response = await self._request(
+                "POST", self._graphql, payload=payload, quota=GRAPHQL_QUOTA
+            )
+            answer = parse(ANSWER, response, where)
+            found_commits, found_pulls = read_pulls(answer, chunk_shas, chunk_numbers, where)
+            commits.update(found_commits)
+            pulls.update(found_pulls)
+        return PullLookup(commits=commits, pulls=pulls, truncated=cut)
+
     async def _get(
         self, path: str, params: Params | None = None, missing: frozenset[int] = frozenset({404})
     ) -> httpx.Response:
+        return await self._request("GET", path, params=params, missing=missing)
+
+    async def _request(
+        self,
+        method: str,
+        target: str | httpx.URL,
+        *,
+        params: Params | None = None,
+        payload: object = None,
+        missing: frozenset[int] = frozenset({404}),
+        quota: str = REST_QUOTA,
+    ) -> httpx.Response:
+        where = f"{method} {target.path if isinstance(target, httpx.URL) else target}"
         retries = 0
         limited = 0
         while True:
-            await self._wait_for_quota(path)
+            await self._wait_for_quota(where, quota)
             try:
-                response = await self._send(path, params)
+                response = await self._send(method, target, where, params, payload, quota)
             except (Timeout, Unreachable, ServerError) as error:
                 failure: GitHubError = error
             else:
-                if response.is_success:
+                # GraphQL reports a spent limit in a 200 answer, as an error of type RATE_LIMITED.
+                spent = quota == GRAPHQL_QUOTA and says_rate_limited(response.content)
+                if response.is_success and not spent:
                     return response
-                failure = self._failure(path, response, missing, limited)
+                failure = self._failure(where, response, missing, limited, quota, spent or None)
             if retries >= self._max_retries:
                 raise failure
             if isinstance(failure, RateLimited):
@@ -202,7 +275,15 @@ class GitHubClient:
                 await self._sleep(self._uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2.0**retries)))
             retries += 1
 
-    async def _send(self, path: str, params: Params | None) -> httpx.Response:
+    async def _send(
+        self,
+        method: str,
+        target: str | httpx.URL,
+        where: str,
+        params: Params | None,
+        payload: object,
+        quota: str,
+    ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {await self._auth.token()}"}
         for owner, count in _COUNTERS.get():
             if owner is self:
@@ -210,69 +291,68 @@ class GitHubClient:
         started = time.perf_counter()
         status = "error"
         try:
-            with transport_errors(f"GET {path}"):
-                response = await self._http.get(path, params=params, headers=headers)
+            with transport_errors(where):
+                response = await self._http.request(
+                    method, target, params=params, json=payload, headers=headers
+                )
             status = str(response.status_code)
         finally:
             self._metrics.github_requests.labels(status=status).inc()
             self._metrics.github_request_duration.observe(time.perf_counter() - started)
-        remaining = _number(response, "x-ratelimit-remaining")
+        remaining = header_number(response, "x-ratelimit-remaining")
         if remaining is not None:
             self._metrics.github_rate_limit_remaining.set(remaining)
-            reset = _number(response, "x-ratelimit-reset")
+            reset = header_number(response, "x-ratelimit-reset")
             if remaining == 0 and reset is not None:
-                self._resume_at = max(self._resume_at, reset)
+                self._resume_at[quota] = max(self._resume_at.get(quota, 0.0), reset)
         return response
 
     def _failure(
-        self, path: str, response: httpx.Response, missing: frozenset[int], limited: int
+        self,
+        where: str,
+        response: httpx.Response,
+        missing: frozenset[int],
+        limited: int,
+        quota: str,
+        rate_limited: bool | None,
     ) -> GitHubError:
-        """The error a non-2xx answer means: returned if a retry could help, else raised."""
-        status = response.status_code
-        where = f"GET {path}: HTTP {status}"
-        if status >= 500:
-            return ServerError(where)
-        if status in (403, 429):
-            wait = self._rate_limit_wait(response, limited)
-            if wait is not None:
-                self._hold(wait, where)
-                return RateLimited(f"{where}: rate limited")
-        if status in (401, 403):
-            raise Unauthorized(where)
-        if status in missing:
-            raise NotFound(where)
-        raise GitHubError(where)
+        """The error an unusable answer means: returned if a retry could help, else raised."""
+        error = http_error(where, response, rate_limited=rate_limited, missing=missing)
+        if isinstance(error, RateLimited):
+            wait, held = self._rate_limit_wait(response, limited, quota)
+            self._hold(wait, held, f"{where}: HTTP {response.status_code}")
+        if isinstance(error, (RateLimited, ServerError)):
+            return error
+        raise error
 
-    def _rate_limit_wait(self, response: httpx.Response, limited: int) -> float | None:
-        """Seconds to wait, following GitHub's rules; None when the answer is no rate limit."""
-        retry_after = _number(response, "retry-after")
+    def _rate_limit_wait(
+        self, response: httpx.Response, limited: int, quota: str
+    ) -> tuple[float, str]:
+        """Seconds to wait after a rate limit, following GitHub's rules, and the quota held."""
+        retry_after = header_number(response, "retry-after")
         if retry_after is not None:
-            return max(retry_after, 0.0)
-        reset = _number(response, "x-ratelimit-reset")
-        if _number(response, "x-ratelimit-remaining") == 0 and reset is not None:
+            return max(retry_after, 0.0), ANY_QUOTA
+        reset = header_number(response, "x-ratelimit-reset")
+        if header_number(response, "x-ratelimit-remaining") == 0 and reset is not None:
             # A reset already past means our clock is behind GitHub's; a second covers it.
-            return max(reset - self._clock(), 1.0)
-        if response.status_code == 429 or _mentions_rate_limit(response):
-            return UNEXPLAINED_LIMIT_WAIT * 2.0**limited
-        return None
+            return max(reset - self._clock(), 1.0), quota
+        return UNEXPLAINED_LIMIT_WAIT * 2.0**limited, ANY_QUOTA
 
-    def _hold(self, wait: float, where: str) -> None:
-        self._resume_at = max(self._resume_at, self._clock() + wait)
+    def _hold(self, wait: float, quota: str, where: str) -> None:
+        self._resume_at[quota] = max(self._resume_at.get(quota, 0.0), self._clock() + wait)
         self._check_wait(wait, where)
 
-    async def _wait_for_quota(self, path: str) -> None:
+    async def _wait_for_quota(self, where: str, quota: str) -> None:
         # Another task may push the time back while this one sleeps, hence the loop.
-        while (wait := self._resume_at - self._clock()) > 0:
-            self._check_wait(wait, f"GET {path}")
-            logs.event("waiting for GitHub's rate limit", seconds=round(wait, 1), path=path)
+        while (wait := self._resume_time(quota) - self._clock()) > 0:
+            self._check_wait(wait, where)
+            logs.event("waiting for GitHub's rate limit", seconds=round(wait, 1), request=where)
             await self._sleep(wait)
+
+    def _resume_time(self, quota: str) -> float:
+        return max(self._resume_at.get(quota, 0.0), self._resume_at.get(ANY_QUOTA, 0.0))
 
     def _check_wait(self, wait: float, where: str) -> None:
         if wait > self._max_wait:
             allowed = f"longer than the {self._max_wait:.0f} s allowed"
             raise RateLimited(f"{where}: rate limited for {wait:.0f} s more, {allowed}")
-
-
-def _mentions_rate_limit(response: httpx.Response) -> bool:
-    # GitHub's rate-limit messages say so ("API rate limit exceeded", "secondary rate limit").
-    return b"rate limit" in response.content.lower()

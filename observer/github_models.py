@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, TypeAdapter
 
-from observer.github_auth import MalformedResponse
+from observer.github_errors import MalformedResponse
 
 
 @dataclass(frozen=True, slots=True)

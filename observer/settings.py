@@ -16,6 +16,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from observer.github_keys import load_private_key
+
 # Secrets that may come from a file instead of the environment, as Kubernetes mounts them.
 FILE_SECRETS = (
     "webhook_secret",
@@ -128,9 +130,6 @@ class Settings(BaseSettings):
     @classmethod
     def _check_private_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
-            # Imported here: the GitHub module depends on these settings.
-            from observer.github_auth import load_private_key
-
             load_private_key(value)
         return value
 

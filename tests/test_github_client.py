@@ -7,6 +7,7 @@ import copy
 import functools
 import json
 import logging
+import re
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,8 +32,10 @@ from observer.github import (
     AppInstallationToken,
     GitHubClient,
     GitHubError,
+    GraphPull,
     MalformedResponse,
     NotFound,
+    PullLookup,
     RateLimited,
     ServerError,
     StaticToken,
@@ -43,8 +46,11 @@ from observer.github import (
     create_http_client,
     token_source,
 )
+from observer.github_errors import http_error
+from observer.github_http import graphql_url
 from observer.metrics import ENRICHMENT_FAILURES, Metrics
 from observer.settings import Settings
+from tests.fake_github import FakeGitHub, graph_pull, serve
 
 T = TypeVar("T")
 
@@ -796,3 +802,401 @@ def test_the_token_is_never_shown(gh: Harness, caplog: pytest.LogCaptureFixture)
     for text in shown:
         assert TOKEN not in text
         assert "PRIVATE KEY" not in text
+
+
+# The status-to-error mapping the client and the token code share.
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "content", "expected"),
+    [
+        (502, {}, b"", ServerError),
+        (429, {}, b"", RateLimited),
+        (403, {"retry-after": "5"}, b"", RateLimited),
+        (403, remaining(0, NOW), b"", RateLimited),
+        (403, {}, b'{"message": "You have exceeded a secondary rate limit."}', RateLimited),
+        (403, remaining(0), b'{"message": "Resource not accessible"}', Unauthorized),
+        (401, {}, b"", Unauthorized),
+        (404, {}, b"", NotFound),
+        (422, {}, b"", GitHubError),
+    ],
+)
+def test_one_mapping_from_an_answer_to_an_error(
+    status: int, headers: dict[str, str], content: bytes, expected: type[GitHubError]
+) -> None:
+    error = http_error("GET /x", httpx.Response(status, headers=headers, content=content))
+    assert type(error) is expected
+    assert str(error).startswith(f"GET /x: HTTP {status}")
+
+
+def test_the_token_code_maps_a_rate_limit_like_the_client(gh: Harness) -> None:
+    pem, _ = make_key()
+    limited = httpx.Response(403, json=PRIMARY_LIMIT_BODY, headers=remaining(0, NOW + 30))
+    gh.router.post(f"{API}/app/installations/99/access_tokens", name="token").mock(
+        return_value=limited
+    )
+
+    def app(http: httpx.AsyncClient) -> TokenSource:
+        return AppInstallationToken(http, 12345, 99, SecretStr(pem), clock=gh.time)
+
+    assert type(gh.fails(commit_c3, auth=app)) is RateLimited
+
+
+# GraphQL: the pull requests of many commits in one request.
+
+GRAPHQL_URL = f"{API}/graphql"
+SHAS = [f"{index:040x}" for index in range(1, 13)]
+
+
+def graphql_table(request: httpx.Request, fake: FakeGitHub) -> httpx.Response:
+    return httpx.Response(200, json=fake.answer_graphql(json.loads(request.content)))
+
+
+def aliases(request: httpx.Request) -> list[str]:
+    query = json.loads(request.content)["query"]
+    return [f"c:{sha}" for sha in re.findall(r'object\(oid: "(\w+)"\)', query)] + [
+        f"p:{number}" for number in re.findall(r"pullRequest\(number: (\d+)\)", query)
+    ]
+
+
+def pull_42() -> GraphPull:
+    return GraphPull(
+        number=42,
+        merged_at=datetime(2026, 11, 21, 9, 30, tzinfo=UTC),
+        merge_commit_sha=M,
+        base_ref="main",
+        first_commit_time=datetime(2026, 11, 19, 16, 12, tzinfo=UTC),
+    )
+
+
+def test_pulls_of_many_commits_come_in_one_request(gh: Harness) -> None:
+    route = gh.router.post(GRAPHQL_URL, name="graphql")
+    route.mock(return_value=answer("graphql_pulls_of_commits.json", headers=remaining(4990)))
+
+    async def lookup(client: GitHubClient) -> tuple[PullLookup, int]:
+        with client.counting() as count:
+            found = await client.pulls_of_commits(REPO, [C3.upper(), C1, C2], [41, 9999])
+        return found, count.calls
+
+    found, calls = gh.run(lookup)
+
+    assert route.call_count == 1 and calls == 1
+    request = route.calls.last.request
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+    sent = json.loads(request.content)
+    assert sent["variables"] == {"owner": "octo-org", "name": "octo-app"}
+    assert aliases(request) == [f"c:{C3}", f"c:{C1}", f"c:{C2}", "p:41", "p:9999"]
+    assert "c0: object(" in sent["query"] and "p1: pullRequest(" in sent["query"]
+    # Only merged pull requests; C1 did not resolve, C2 is in none.
+    assert found.commits == {C3: (pull_42(),), C2: ()}
+    assert found.pulls == {
+        41: GraphPull(
+            number=41,
+            merged_at=datetime(2026, 11, 20, 11, 0, tzinfo=UTC),
+            merge_commit_sha=B,
+            base_ref="develop",
+            first_commit_time=datetime(2026, 11, 18, 9, 5, tzinfo=UTC),
+        )
+    }
+    assert found.truncated == 0
+    assert gh.requests("200") == 1
+    assert gh.sample("observer_github_rate_limit_remaining") == 4990
+
+
+def test_a_pull_without_commits_or_merge_has_no_times(gh: Harness) -> None:
+    fake = FakeGitHub(graphql_pulls={7: graph_pull(7, merged_at=None, first_commit_at=None)})
+    gh.router.post(GRAPHQL_URL).mock(side_effect=lambda request: graphql_table(request, fake))
+
+    found = gh.run(lambda client: client.pulls_of_commits(REPO, [], [7]))
+
+    assert found == PullLookup(commits={}, pulls={7: GraphPull(7, None, None, "main", None)})
+
+
+def test_nothing_asked_sends_nothing(gh: Harness) -> None:
+    route = gh.router.post(GRAPHQL_URL)
+
+    found = gh.run(lambda client: client.pulls_of_commits(REPO, [], []))
+
+    assert found == PullLookup(commits={}, pulls={}, truncated=0)
+    assert not route.called
+
+
+def test_pulls_of_commits_are_asked_in_batches(gh: Harness) -> None:
+    fake = FakeGitHub(
+        graphql_commits={sha: [graph_pull(index)] for index, sha in enumerate(SHAS)},
+        graphql_pulls={100: graph_pull(100), 101: graph_pull(101)},
+    )
+    route = gh.router.post(GRAPHQL_URL, name="graphql")
+    route.side_effect = lambda request: graphql_table(request, fake)
+
+    async def lookup(client: GitHubClient) -> tuple[PullLookup, int]:
+        with client.counting() as count:
+            found = await client.pulls_of_commits(REPO, SHAS + SHAS[:2], [100, 101], batch=5)
+        return found, count.calls
+
+    found, calls = gh.run(lookup)
+
+    # 12 distinct shas and 2 numbers, 5 to a request.
+    assert route.call_count == calls == 3
+    batches = [aliases(call.request) for call in route.calls]
+    assert [len(batch) for batch in batches] == [5, 5, 4]
+    assert batches[2] == [f"c:{SHAS[10]}", f"c:{SHAS[11]}", "p:100", "p:101"]
+    assert list(found.commits) == SHAS
+    assert [pull.number for pull in found.commits[SHAS[11]]] == [11]
+    assert set(found.pulls) == {100, 101}
+    assert found.truncated == 0
+
+
+def test_what_is_beyond_the_limit_is_not_asked_and_is_counted(gh: Harness) -> None:
+    fake = FakeGitHub(graphql_commits={sha: [] for sha in SHAS}, graphql_pulls={5: graph_pull(5)})
+    route = gh.router.post(GRAPHQL_URL, name="graphql")
+    route.side_effect = lambda request: graphql_table(request, fake)
+
+    found = gh.run(
+        lambda client: client.pulls_of_commits(REPO, SHAS, [5, 6], batch=4, max_items=10)
+    )
+
+    assert route.call_count == 3
+    asked = [alias for call in route.calls for alias in aliases(call.request)]
+    assert asked == [f"c:{sha}" for sha in SHAS[:10]]
+    assert list(found.commits) == SHAS[:10]
+    assert found.pulls == {}
+    assert found.truncated == 4  # two shas and both numbers
+
+
+@pytest.mark.parametrize("bad", ['x") { oid } }', f"{C1}\n", C1[:7]])
+def test_a_bad_sha_is_refused_before_any_request(gh: Harness, bad: str) -> None:
+    route = gh.router.post(GRAPHQL_URL)
+
+    with pytest.raises(ValueError, match="not a lower-case commit sha"):
+        gh.run(lambda client: client.pulls_of_commits(REPO, [*SHAS, bad], batch=2))
+    assert not route.called
+
+
+def test_an_object_that_is_not_a_commit_is_left_out(gh: Harness) -> None:
+    data = {"data": {"repository": {"c0": {}, "c1": {"associatedPullRequests": {"nodes": []}}}}}
+    gh.router.post(GRAPHQL_URL).respond(json=data)
+
+    found = gh.run(lambda client: client.pulls_of_commits(REPO, [C1, C2]))
+
+    assert found.commits == {C2: ()}
+
+
+@pytest.mark.parametrize(
+    ("errors", "expected"),
+    [
+        ([{"type": "NOT_FOUND", "message": "Could not resolve to a Repository"}], NotFound),
+        (
+            [{"type": "FORBIDDEN", "message": "Resource not accessible by integration"}],
+            Unauthorized,
+        ),
+        ([{"message": 'Parse error on "}" (RCURLY) at [3, 5]'}], GitHubError),
+        ([], MalformedResponse),
+    ],
+)
+def test_an_answer_without_data_is_an_error(
+    gh: Harness, errors: list[dict[str, str]], expected: type[GitHubError]
+) -> None:
+    route = gh.router.post(GRAPHQL_URL).respond(json={"data": None, "errors": errors})
+
+    error = gh.fails(lambda client: client.pulls_of_commits(REPO, [C1]))
+
+    assert type(error) is expected
+    assert str(error).startswith("POST /graphql: ")
+    assert route.call_count == 1
+
+
+def test_a_repository_that_is_not_there_is_not_found(gh: Harness) -> None:
+    not_found = {"type": "NOT_FOUND", "path": ["repository"], "message": "Could not resolve"}
+    gh.router.post(GRAPHQL_URL).respond(json={"data": {"repository": None}, "errors": [not_found]})
+
+    assert type(gh.fails(lambda client: client.pulls_of_commits(REPO, [C1]))) is NotFound
+
+
+@pytest.mark.parametrize(
+    "repository",
+    [
+        {"c0": {"associatedPullRequests": {"nodes": [{"number": "forty-two"}]}}},
+        {"c0": {"associatedPullRequests": {"nodes": [{**graph_pull(1), "mergedAt": "today"}]}}},
+        {"c0": {"associatedPullRequests": {"nodes": [graph_pull(1, merge_commit="not-a-sha")]}}},
+        {"c0": {"associatedPullRequests": None}, "p0": {"number": 1}},
+        {"c0": "a string"},
+        {"p0": None},
+    ],
+)
+def test_a_malformed_graphql_answer_is_malformed(gh: Harness, repository: Any) -> None:
+    gh.router.post(GRAPHQL_URL).respond(json={"data": {"repository": repository}})
+
+    error = gh.fails(lambda client: client.pulls_of_commits(REPO, [C1], [1]))
+
+    assert type(error) is MalformedResponse
+
+
+def test_a_graphql_rate_limit_in_a_200_waits_until_reset(gh: Harness) -> None:
+    route = gh.router.post(GRAPHQL_URL, name="graphql")
+    route.side_effect = [
+        answer("graphql_rate_limited.json", headers=remaining(0, NOW + 30)),
+        answer("graphql_pulls_of_commits.json", headers=remaining(5000)),
+    ]
+
+    async def lookup(client: GitHubClient) -> tuple[PullLookup, int]:
+        with client.counting() as count:
+            found = await client.pulls_of_commits(REPO, [C3, C1, C2], [41, 9999])
+        return found, count.calls
+
+    found, calls = gh.run(lookup)
+
+    assert found.commits[C3] == (pull_42(),)
+    assert route.call_count == calls == 2
+    assert gh.time.sleeps == [pytest.approx(30.0)]
+    assert gh.requests("200") == 2
+
+
+def test_an_unexplained_graphql_rate_limit_waits_a_minute_then_fails(gh: Harness) -> None:
+    route = gh.router.post(GRAPHQL_URL).mock(return_value=answer("graphql_rate_limited.json"))
+
+    error = gh.fails(lambda client: client.pulls_of_commits(REPO, [C1]), max_retries=1)
+
+    assert type(error) is RateLimited
+    assert str(error) == "POST /graphql: HTTP 200: rate limited"
+    assert route.call_count == 2
+    assert gh.time.sleeps == [60.0]
+
+
+def test_a_secondary_rate_limit_on_graphql_waits_retry_after(gh: Harness) -> None:
+    route = gh.router.post(GRAPHQL_URL)
+    route.side_effect = [
+        answer("rate_limited_403.json", 403, {"retry-after": "7"}),
+        answer("graphql_pulls_of_commits.json"),
+    ]
+
+    found = gh.run(lambda client: client.pulls_of_commits(REPO, [C3, C1, C2], [41, 9999]))
+
+    assert set(found.pulls) == {41}
+    assert gh.time.sleeps == [7.0]
+
+
+def test_a_graphql_server_error_is_retried(gh: Harness) -> None:
+    route = gh.router.post(GRAPHQL_URL)
+    route.side_effect = [httpx.Response(502), answer("graphql_pulls_of_commits.json")]
+
+    found = gh.run(lambda client: client.pulls_of_commits(REPO, [C3, C1, C2], [41, 9999]))
+
+    assert found.commits[C3] == (pull_42(),)
+    assert route.call_count == 2
+    assert gh.time.sleeps == [0.5]
+    assert gh.requests("502") == 1
+
+
+def test_a_persistent_graphql_server_error_gives_up(gh: Harness) -> None:
+    route = gh.router.post(GRAPHQL_URL).respond(502)
+
+    error = gh.fails(lambda client: client.pulls_of_commits(REPO, [C1]), max_retries=2)
+
+    assert type(error) is ServerError
+    assert str(error) == "POST /graphql: HTTP 502"
+    assert route.call_count == 3
+
+
+@pytest.mark.parametrize(
+    ("api_url", "expected"),
+    [
+        ("https://api.github.com", "https://api.github.com/graphql"),
+        ("https://ghe.example.com/api/v3", "https://ghe.example.com/api/graphql"),
+        ("https://ghe.example.com/api/v3/", "https://ghe.example.com/api/graphql"),
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000/graphql"),
+        ("http://proxy.internal/github", "http://proxy.internal/github/graphql"),
+    ],
+)
+def test_the_graphql_endpoint_sits_beside_the_rest_api(api_url: str, expected: str) -> None:
+    assert str(graphql_url(httpx.URL(api_url))) == expected
+    assert str(graphql_url(httpx.AsyncClient(base_url=api_url).base_url)) == expected
+
+
+def test_graphql_on_github_enterprise_goes_to_api_graphql(gh: Harness) -> None:
+    route = gh.router.post("https://ghe.example.com/api/graphql", name="ghe_graphql")
+    route.mock(return_value=answer("graphql_pulls_of_commits.json"))
+
+    found = gh.run(
+        lambda client: client.pulls_of_commits(REPO, [C3, C1, C2], [41, 9999]), api_url=GHE
+    )
+
+    assert found.commits[C3] == (pull_42(),)
+    assert route.calls.last.request.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_the_token_is_never_shown_by_graphql_failures(gh: Harness) -> None:
+    route = gh.router.post(GRAPHQL_URL)
+    route.side_effect = [
+        httpx.Response(502),
+        httpx.Response(401, json={"message": "Bad credentials"}),
+    ]
+
+    error = gh.fails(lambda client: client.pulls_of_commits(REPO, [C1]), max_retries=1)
+
+    assert type(error) is Unauthorized
+    assert route.calls.last.request.headers["Authorization"] == f"Bearer {TOKEN}"
+    shown = [str(error), repr(error), "".join(traceback.format_exception(error))]
+    found = PullLookup(commits={C1: (pull_42(),)}, pulls={42: pull_42()}, truncated=1)
+    shown += [repr(found), repr(pull_42())]
+    for text in shown:
+        assert TOKEN not in text
+
+
+def test_the_fake_github_answers_graphql_over_real_http() -> None:
+    fake = FakeGitHub(
+        graphql_commits={C3: [graph_pull(42, merge_commit=M)], C2: []},
+        graphql_pulls={41: graph_pull(41, base="develop")},
+    )
+
+    async def main() -> PullLookup:
+        settings = Settings(webhook_secret="unused", github_api_url=fake.url)
+        async with create_http_client(settings) as http:
+            client = GitHubClient(http, Metrics(CollectorRegistry()), StaticToken(SecretStr(TOKEN)))
+            return await client.pulls_of_commits(REPO, [C3, C1, C2], [41, 9999])
+
+    with serve(fake):
+        found = asyncio.run(main())
+
+    assert found.commits == {C3: (pull_42(),), C2: ()}
+    assert found.pulls[41].base_ref == "develop"
+    assert set(found.pulls) == {41}
+    assert fake.requests == [("/api/graphql", f"Bearer {TOKEN}")]
+    (sent,) = fake.graphql_queries
+    assert sent["variables"] == {"owner": "octo-org", "name": "octo-app"}
+
+
+def test_graphql_and_rest_quotas_are_waited_for_apart(gh: Harness) -> None:
+    graphql = gh.router.post(GRAPHQL_URL, name="graphql")
+    graphql.mock(
+        return_value=answer("graphql_pulls_of_commits.json", headers=remaining(0, NOW + 30))
+    )
+    rest = gh.router.get(COMMIT_URL, name="commit").mock(return_value=answer("commit.json"))
+
+    async def work(client: GitHubClient) -> list[float]:
+        await client.pulls_of_commits(REPO, [C1])
+        await client.commit(REPO, C3)  # the REST quota is not spent
+        waited = list(gh.time.sleeps)
+        await client.pulls_of_commits(REPO, [C1])
+        return waited
+
+    assert gh.run(work) == []
+    assert gh.time.sleeps == [pytest.approx(30.0)]
+    assert (graphql.call_count, rest.call_count) == (2, 1)
+
+
+def test_a_secondary_rate_limit_holds_graphql_too(gh: Harness) -> None:
+    rest = gh.router.get(COMMIT_URL, name="commit")
+    rest.side_effect = [answer("rate_limited_403.json", 403, {"retry-after": "7"})]
+    graphql = gh.router.post(GRAPHQL_URL, name="graphql")
+    graphql.mock(return_value=answer("graphql_pulls_of_commits.json"))
+
+    async def work(client: GitHubClient) -> None:
+        with pytest.raises(RateLimited):
+            await client.commit(REPO, C3)
+        await client.pulls_of_commits(REPO, [C1])
+
+    gh.run(work, max_retries=0)
+
+    assert gh.time.sleeps == [7.0]
+    assert graphql.call_count == 1
