@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from observer import logs
 from observer.domain import Commit, at
-from observer.github import CallCount, GitHubClient, NotFound
+from observer.github import CallCount, GitHubClient, GraphPull, NotFound
 from observer.github_models import ApiCommit
 from observer.knowledge import Knowledge, KnownPull
 from observer.metrics import Metrics
@@ -140,24 +140,24 @@ class GitHubSource:
     async def pulls(
         self, repository: str, shas: Sequence[str], numbers: Sequence[int]
     ) -> PullsFound:
-        asked = list(shas)[:MAX_PULL_LOOKUPS]
-        commits: dict[str, list[KnownPull]] = {}
-        for sha in asked:
-            commits[sha] = [
-                KnownPull(
-                    p.number,
-                    p.merged_at.timestamp() if p.merged_at else None,
-                    p.merge_commit_sha,
-                )
-                for p in await self._client.commit_pulls(repository, sha)
-            ]
-        pulls: dict[int, KnownPull] = {}
-        for number in numbers:
-            listed = await self._client.pull_commits(repository, number)
-            if listed:
-                first = min(c.author_time for c in listed).timestamp()
-                pulls[number] = KnownPull(number, None, None, first)
-        return PullsFound(commits, pulls, truncated=len(shas) - len(asked))
+        # One GraphQL request for up to 50 commits and pull requests, however many it ships.
+        found = await self._client.pulls_of_commits(
+            repository, shas, numbers, max_items=MAX_PULL_LOOKUPS
+        )
+        return PullsFound(
+            {sha: [_known(pull) for pull in pulls] for sha, pulls in found.commits.items()},
+            {number: _known(pull) for number, pull in found.pulls.items()},
+            truncated=found.truncated,
+        )
+
+
+def _known(pull: GraphPull) -> KnownPull:
+    return KnownPull(
+        pull.number,
+        pull.merged_at.timestamp() if pull.merged_at else None,
+        pull.merge_commit_sha,
+        pull.first_commit_time.timestamp() if pull.first_commit_time else None,
+    )
 
 
 def _commit(commit: ApiCommit) -> Commit:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,17 +14,16 @@ import respx
 
 from tests.conftest import Service
 from tests.exposition import Exposition
+from tests.fake_github import FakeGitHub, graph_pull
 from tests.story import (
     REPO,
     api_commit,
     at,
-    commit_pulls,
     compare,
     deployment_status,
     deployments,
     iso,
     merged_pull,
-    pull_commits,
     push,
     sha,
     statuses,
@@ -63,6 +63,20 @@ def lead_times(
 ) -> tuple[float, float]:
     labels = labels or PRODUCTION
     return metrics.get(f"{name}_count", **labels), metrics.get(f"{name}_sum", **labels)
+
+
+def graphql(
+    github: respx.MockRouter,
+    commits: dict[str, list[dict[str, Any]]] | None = None,
+    pulls: dict[int, dict[str, Any]] | None = None,
+) -> respx.Route:
+    """GitHub's GraphQL API answering for the pull requests of commits, as the fake does."""
+    fake = FakeGitHub(graphql_commits=commits or {}, graphql_pulls=pulls or {})
+    return github.post("https://api.github.com/graphql", name="graphql").mock(
+        side_effect=lambda request: httpx.Response(
+            200, json=fake.answer_graphql(json.loads(request.content))
+        )
+    )
 
 
 def deliver_ok(service: Service, event: str, payload: dict[str, Any], **kw: Any) -> None:
@@ -177,8 +191,8 @@ def test_a_squash_merge_of_an_unseen_branch_asks_for_the_pull_requests_commits(
     github.get(f"/repos/{REPO}/compare/{sha('c2')}...{sha('s7')}").mock(
         return_value=httpx.Response(200, json=compare([api_commit("s7", 30, ["c2"])]))
     )
-    commits = github.get(f"/repos/{REPO}/pulls/7/commits", name="pull_commits").mock(
-        return_value=httpx.Response(200, json=pull_commits([("p1", 18), ("p2", 19)]))
+    commits = graphql(
+        github, pulls={7: graph_pull(7, merge_commit=sha("s7"), first_commit_at=iso(at(18)))}
     )
     deliver_ok(enriched, "deployment_status", deployment_status(2, "s7", 40))
     metrics = settle(enriched)
@@ -196,15 +210,8 @@ def test_commits_no_webhook_told_of_are_looked_up_once(
             200, json=compare([api_commit("x1", 20, ["c2"]), api_commit("x2", 30, ["x1"])])
         )
     )
-    lookup = github.get(f"/repos/{REPO}/commits/{sha('x2')}/pulls", name="x2").mock(
-        return_value=httpx.Response(200, json=commit_pulls(9, merge="x2", merged_hours=31))
-    )
-    github.get(f"/repos/{REPO}/commits/{sha('x1')}/pulls").mock(
-        return_value=httpx.Response(200, json=[])
-    )
-    github.get(f"/repos/{REPO}/pulls/9/commits").mock(
-        return_value=httpx.Response(200, json=pull_commits([("x0", 25)]))
-    )
+    nine = graph_pull(9, merged_at=iso(at(31)), merge_commit=sha("x2"), first_commit_at=iso(at(25)))
+    lookup = graphql(github, commits={sha("x1"): [], sha("x2"): [nine]})
     deliver_ok(enriched, "deployment_status", deployment_status(2, "x2", 40))
     metrics = settle(enriched)
     assert lookup.call_count == 1
@@ -276,9 +283,7 @@ def test_the_previous_deployment_is_asked_of_the_api_when_not_remembered(
             200, json=compare([api_commit("c4", 30, ["c3"]), api_commit("c5", 40, ["c4"])])
         )
     )
-    github.get(url__regex=rf"/repos/{REPO}/commits/\w+/pulls").mock(
-        return_value=httpx.Response(200, json=[])
-    )
+    graphql(github, commits={sha("c4"): [], sha("c5"): []})
     deliver_ok(enriched, "deployment_status", deployment_status(2, "c5", 50))
     metrics = settle(enriched)
     assert lead_times(metrics) == (2, (20 + 10) * HOUR)
