@@ -26,7 +26,18 @@ ANSWERS: list[tuple[str, tuple[str, ...], str]] = [
         ("secretsmanager", "create-secret", "observer/github-token"),
         "arn:aws:secretsmanager:{region}:111122223333:secret:observer/github-token-Ab34Cd",
     ),
+    (
+        "aws",
+        ("secretsmanager", "create-secret", "observer/state-url"),
+        "arn:aws:secretsmanager:{region}:111122223333:secret:observer/state-url-Ef56Gh",
+    ),
+    ("aws", ("ec2", "create-security-group", "observer-state"), "sg-0eeeeffff00001111"),
     ("aws", ("ec2", "create-security-group"), "sg-0aaaabbbbccccdddd"),
+    (
+        "aws",
+        ("elasticache", "describe-replication-groups"),
+        "master.observer.abc123.euw1.cache.amazonaws.com",
+    ),
     (
         "aws",
         ("elbv2", "create-target-group"),
@@ -34,6 +45,8 @@ ANSWERS: list[tuple[str, tuple[str, ...], str]] = [
     ),
     ("aws", ("ecr", "get-login-password"), "fake-password"),
     ("gcloud", ("run", "services", "describe"), "https://observer-abc123-ew.a.run.app"),
+    ("gcloud", ("redis", "instances", "describe"), "10.20.30.4"),
+    ("gcloud", ("redis", "instances", "get-auth-string"), "b9f0c7e2-5a1d-4c3e-9f8a-0123456789ab"),
     ("az", ("account", "show"), "11111111-2222-3333-4444-555555555555"),
     ("az", ("identity", "show", "principalId"), "aaaaaaaa-0000-0000-0000-000000000001"),
     ("az", ("identity", "show", "clientId"), "bbbbbbbb-0000-0000-0000-000000000002"),
@@ -72,6 +85,7 @@ ANSWERS: list[tuple[str, tuple[str, ...], str]] = [
         ("monitor", "data-collection", "rule", "show"),
         "dcr-0123456789abcdef0123456789abcdef",
     ),
+    ("az", ("redis", "list-keys"), "k3Y+with/base64="),
     ("az", ("containerapp", "show"), "observer.kindsea-1234.westeurope.azurecontainerapps.io"),
 ]
 

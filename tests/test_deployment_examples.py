@@ -5,7 +5,10 @@ What is checked, and against what:
 - examples/k8s: every built-in kind against Kubernetes' own JSON schemas (kubernetes-validate,
   strict: unknown fields are errors) for the oldest and newest version we support; ServiceMonitor
   and PrometheusRule against the CRD-derived schemas in tests/schemas; `kubectl kustomize` output
-  when kubectl is installed.
+  when kubectl is installed, also of the single-replica overlay in examples/k8s-single-replica.
+  The NetworkPolicies are evaluated: only observer's pods reach the state store, on its port.
+- The state: every example that runs several replicas shares a store (STATE_URL redis:// or
+  rediss://); one that runs a single replica may keep a file snapshot on a persistent volume.
 - examples/cloudrun: the Knative serving.knative.dev/v1 Service shape (tests/schemas), its
   containers against Kubernetes' Container schema, and Cloud Run's annotations.
 - examples/ecs: the task definition and the service against botocore's ECS service model
@@ -27,8 +30,10 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import botocore.session
 import jsonschema
@@ -45,6 +50,7 @@ from tests import dockerfile
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 K8S = EXAMPLES / "k8s"
+K8S_SINGLE = EXAMPLES / "k8s-single-replica"
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 DOCS = ROOT / "docs" / "deployment.md"
 VENV_BIN = Path(sys.executable).parent
@@ -56,7 +62,10 @@ CUSTOM_RESOURCES = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.monitoring.coreos.com_v1.json",
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.monitoring.coreos.com_v1.json",
 }
-SETTINGS = {name.upper() for name in Settings.model_fields}
+# The state store's settings (STATE_URL and its _FILE form) come with the store itself; until
+# observer.settings has them, they are known here. Drop this once it does.
+STATE_SETTINGS = {"STATE_URL", "STATE_URL_FILE"}
+SETTINGS = {name.upper() for name in Settings.model_fields} | STATE_SETTINGS
 
 RUNTIME = dockerfile.stages()[-1]
 UID, GID = dockerfile.user(RUNTIME)
@@ -73,6 +82,11 @@ def documents(path: Path) -> list[dict[str, Any]]:
 
 def one(path: Path) -> dict[str, Any]:
     (document,) = documents(path)
+    return document
+
+
+def one_of_kind(path: Path, kind: str) -> dict[str, Any]:
+    (document,) = [item for item in documents(path) if item["kind"] == kind]
     return document
 
 
@@ -283,9 +297,19 @@ def test_kustomize_build_renders_valid_manifests(tmp_path: Path) -> None:
         if document["kind"] != "Namespace":
             assert document["metadata"]["namespace"] == kustomization()["namespace"]
         assert document["metadata"]["labels"]["app.kubernetes.io/part-of"] == "observer"
-    (deployment,) = [item for item in rendered if item["kind"] == "Deployment"]
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    deployments = {
+        item["metadata"]["name"]: item for item in rendered if item["kind"] == "Deployment"
+    }
+    assert set(deployments) == {"observer", "observer-valkey"}
+    container = deployments["observer"]["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == f"{image['newName']}:{image['newTag']}"
+    (store,) = deployments["observer-valkey"]["spec"]["template"]["spec"]["containers"]
+    assert (
+        store["image"]
+        == one_of_kind(K8S / "valkey.yaml", "Deployment")["spec"]["template"]["spec"]["containers"][
+            0
+        ]["image"]
+    ), "the images transformer must leave the store's image alone"
 
 
 def documented_yaml(first_line: str) -> dict[str, Any]:
@@ -318,9 +342,12 @@ def test_documented_kustomize_overlays_build(tmp_path: Path) -> None:
             [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=60
         )
         assert result.returncode == 0, result.stderr
-        rendered = {item["kind"]: item for item in yaml.safe_load_all(result.stdout) if item}
-        for document in rendered.values():
+        objects = [item for item in yaml.safe_load_all(result.stdout) if item]
+        for document in objects:
             validate_manifest(document, (LATEST_KUBERNETES,))
+        rendered = {
+            item["kind"]: item for item in objects if item["metadata"]["name"] == "observer"
+        }
         container = rendered["Deployment"]["spec"]["template"]["spec"]["containers"][0]
         assert container["image"] == "REGISTRY/observer:0.1.0"
         assert rendered["Ingress"]["spec"]["rules"][0]["host"] == "observer.your-company.com"
@@ -465,6 +492,204 @@ def test_kubernetes_objects_select_and_reach_each_other() -> None:
     assert int(body_limit.rstrip("m")) >= 25, "GitHub sends up to 25 MiB"
 
 
+# --- the state store on Kubernetes ------------------------------------------------------------
+
+VALKEY = K8S / "valkey.yaml"
+
+
+def test_state_store_is_hardened_like_observer() -> None:
+    deployment = one_of_kind(VALKEY, "Deployment")
+    spec = deployment["spec"]
+    # One store: two pods behind the Service, even for a rollout, would split the state.
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] > 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["privileged"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    image = container["image"]
+    assert re.fullmatch(r"docker\.io/valkey/valkey:\d+\.\d+\.\d+(-alpine)?", image), image
+    resources = container["resources"]
+    assert set(resources) == {"requests", "limits"}
+    for kind in ("requests", "limits"):
+        assert set(resources[kind]) == {"cpu", "memory"}
+    assert container["readinessProbe"] and container["livenessProbe"]
+    # Writable places are empty dirs only: no persistence is needed, and the root is read-only.
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    for mount in container["volumeMounts"]:
+        assert set(volumes[mount["name"]]) == {"name", "emptyDir"}, mount
+    arguments = container["args"]
+    assert arguments[0] == "valkey-server"
+    options = dict(zip(arguments[1::2], arguments[2::2], strict=True))
+    assert options["--dir"] in {mount["mountPath"] for mount in container["volumeMounts"]}
+    # The store's own memory cap sits below the container's limit, and a full store refuses
+    # writes (observer answers 503) instead of silently evicting what observer has seen.
+    limit_mib = int(resources["limits"]["memory"].removesuffix("Mi"))
+    assert int(options["--maxmemory"].removesuffix("mb")) < limit_mib
+    assert options["--maxmemory-policy"] == "noeviction"
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert ports == {"valkey": int(options["--port"])}
+
+
+def test_observer_reaches_the_state_store_by_its_service() -> None:
+    store = one_of_kind(VALKEY, "Deployment")
+    store_labels = store["spec"]["template"]["metadata"]["labels"]
+    assert store["spec"]["selector"]["matchLabels"].items() <= store_labels.items()
+    (container,) = store["spec"]["template"]["spec"]["containers"]
+    container_ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    service = one_of_kind(VALKEY, "Service")
+    assert service["spec"]["selector"].items() <= store_labels.items()
+    (port,) = service["spec"]["ports"]
+    assert port["targetPort"] in container_ports
+
+    observer = one(K8S / "deployment.yaml")
+    observer_labels = observer["spec"]["template"]["metadata"]["labels"]
+    # No selector of observer's picks the store's pod, and none of the store's picks observer.
+    assert not observer["spec"]["selector"]["matchLabels"].items() <= store_labels.items()
+    assert not service["spec"]["selector"].items() <= observer_labels.items()
+    env = {
+        v["name"]: v.get("value")
+        for v in observer["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    url = urlsplit(env["STATE_URL"])
+    assert url.scheme == "redis"
+    assert url.hostname == service["metadata"]["name"]
+    assert url.port == port["port"]
+    assert re.fullmatch(r"/\d+", url.path)
+
+
+@dataclass(frozen=True)
+class Pod:
+    namespace: str
+    labels: dict[str, str]
+    ports: dict[str, int] = field(default_factory=dict)
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert set(selector) <= {"matchLabels"}, "only matchLabels is evaluated here"
+    return bool(selector.get("matchLabels", {}).items() <= labels.items())
+
+
+def peer_matches(peer: dict[str, Any], pod: Pod, policy_namespace: str) -> bool:
+    assert "ipBlock" not in peer, "ipBlock peers are not evaluated here"
+    if "namespaceSelector" in peer:
+        namespace_labels = {"kubernetes.io/metadata.name": pod.namespace}
+        in_namespace = selects(peer["namespaceSelector"], namespace_labels)
+    else:
+        in_namespace = pod.namespace == policy_namespace
+    return in_namespace and selects(peer.get("podSelector", {}), pod.labels)
+
+
+def port_matches(ports: list[dict[str, Any]], destination: Pod, port: int, protocol: str) -> bool:
+    if not ports:
+        return True
+    for item in ports:
+        if item.get("protocol", "TCP") != protocol:
+            continue
+        if "port" not in item:
+            return True
+        value = item["port"]
+        number = destination.ports.get(value) if isinstance(value, str) else value
+        if number is not None and number <= port <= item.get("endPort", number):
+            return True
+    return False
+
+
+def network_admits(
+    policies: list[dict[str, Any]],
+    source: Pod,
+    destination: Pod,
+    port: int,
+    protocol: str = "TCP",
+) -> bool:
+    """Whether Kubernetes' NetworkPolicy semantics let ``source`` open ``port`` on ``destination``.
+
+    Both ends must agree: the source's egress (when a policy selecting it restricts egress)
+    and the destination's ingress (likewise). Rules of all selecting policies add up."""
+
+    def side(pod: Pod, kind: str, peers_key: str, peer: Pod) -> bool:
+        selecting = [
+            policy
+            for policy in policies
+            if policy["metadata"]["namespace"] == pod.namespace
+            and selects(policy["spec"]["podSelector"], pod.labels)
+            and kind in policy["spec"]["policyTypes"]
+        ]
+        if not selecting:
+            return True
+        return any(
+            (
+                peers_key not in rule
+                or not rule[peers_key]
+                or any(
+                    peer_matches(item, peer, policy["metadata"]["namespace"])
+                    for item in rule[peers_key]
+                )
+            )
+            and port_matches(rule.get("ports", []), destination, port, protocol)
+            for policy in selecting
+            for rule in policy["spec"].get(kind.lower(), [])
+        )
+
+    return side(source, "Egress", "to", destination) and side(
+        destination, "Ingress", "from", source
+    )
+
+
+def pod_of(deployment: dict[str, Any], namespace: str) -> Pod:
+    template = deployment["spec"]["template"]
+    ports = {
+        port["name"]: port["containerPort"]
+        for container in template["spec"]["containers"]
+        for port in container.get("ports", [])
+    }
+    return Pod(namespace, template["metadata"]["labels"], ports)
+
+
+def test_network_policies_admit_only_observer_to_the_store_port() -> None:
+    namespace = kustomization()["namespace"]
+    policies = [
+        {**policy, "metadata": {**policy["metadata"], "namespace": namespace}}
+        for policy in (one(K8S / "networkpolicy.yaml"), one_of_kind(VALKEY, "NetworkPolicy"))
+    ]
+    observer = pod_of(one(K8S / "deployment.yaml"), namespace)
+    store = pod_of(one_of_kind(VALKEY, "Deployment"), namespace)
+    store_port = store.ports["valkey"]
+    neighbour = Pod(namespace, {"app.kubernetes.io/name": "something-else"})
+    prometheus = Pod("monitoring", {"app.kubernetes.io/name": "prometheus"})
+    ingress = Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"})
+    dns = Pod("kube-system", {"k8s-app": "kube-dns"})
+    internet = Pod("elsewhere", {})
+
+    # The evaluator agrees with what observer's own policy is for.
+    assert network_admits(policies, ingress, observer, observer.ports["http"])
+    assert network_admits(policies, prometheus, observer, observer.ports["http"])
+    assert not network_admits(policies, neighbour, observer, observer.ports["http"])
+    assert network_admits(policies, observer, dns, 53, "UDP")
+    assert network_admits(policies, observer, internet, 443)
+
+    # observer reaches the store on its port, and on no other.
+    assert network_admits(policies, observer, store, store_port)
+    for other in (store_port + 1, 16379, 443, 8080):
+        assert not network_admits(policies, observer, store, other), other
+    # Nobody else reaches the store, whatever the port.
+    for stranger in (neighbour, prometheus, ingress, dns, internet):
+        assert not network_admits(policies, stranger, store, store_port), stranger
+    # The store itself talks to nobody.
+    assert not network_admits(policies, store, observer, observer.ports["http"])
+    assert not network_admits(policies, store, dns, 53, "UDP")
+    assert not network_admits(policies, store, internet, 443)
+
+
 # --- Cloud Run --------------------------------------------------------------------------------
 
 CLOUD_RUN_ANNOTATIONS = {
@@ -475,6 +700,8 @@ CLOUD_RUN_ANNOTATIONS = {
     "autoscaling.knative.dev/minScale": None,
     "autoscaling.knative.dev/maxScale": None,
     "run.googleapis.com/container-dependencies": None,
+    "run.googleapis.com/network-interfaces": None,
+    "run.googleapis.com/vpc-access-egress": {"all-traffic", "private-ranges-only"},
 }
 
 
@@ -503,6 +730,12 @@ def check_cloud_run_service(service: dict[str, Any]) -> None:
         assert container in names and set(needs) <= names
     # The sidecar scrapes between requests: CPU must stay allocated.
     assert annotations["run.googleapis.com/cpu-throttling"] == "false"
+    # Direct VPC egress to the Memorystore instance: one interface, private ranges only (the
+    # GitHub API is reached directly, not through the VPC).
+    (interface,) = json.loads(annotations["run.googleapis.com/network-interfaces"])
+    assert set(interface) <= {"network", "subnetwork", "tags"}
+    assert interface["network"] and interface["subnetwork"]
+    assert annotations["run.googleapis.com/vpc-access-egress"] == "private-ranges-only"
 
     ingress = [container for container in containers if container.get("ports")]
     assert len(ingress) == 1, "exactly one container receives requests"
@@ -515,6 +748,8 @@ def check_cloud_run_service(service: dict[str, Any]) -> None:
     assert "PORT" not in env, "Cloud Run sets PORT itself and refuses it in env"
     assert_known_settings(set(env))
     assert "valueFrom" in env["WEBHOOK_SECRET"]
+    # The store's URL carries its AUTH string: a secret.
+    assert env["STATE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "observer-state-url"
     for variable in env.values():
         reference = variable.get("valueFrom", {}).get("secretKeyRef")
         if reference:
@@ -615,6 +850,8 @@ def check_task_definition(task: dict[str, Any]) -> None:
     secrets = {item["name"]: item["valueFrom"] for item in observer["secrets"]}
     assert_known_settings(set(environment) | set(secrets))
     assert "WEBHOOK_SECRET" in secrets
+    # The store's URL carries its AUTH token: a secret.
+    assert ":secret:observer/state-url-" in secrets["STATE_URL"]
     assert all(arn.startswith("arn:aws:secretsmanager:") for arn in secrets.values())
     assert observer["stopTimeout"] > float(environment["SHUTDOWN_TIMEOUT"])
     collector = containers["prometheus-collector"]
@@ -813,6 +1050,9 @@ def check_container_app(app: dict[str, Any], tmp_path: Path) -> None:
     env = {variable["name"]: variable for variable in observer["env"]}
     assert_known_settings(set(env))
     assert "secretRef" in env["WEBHOOK_SECRET"]
+    # The store's URL carries its access key: a Key Vault secret.
+    state = secrets[env["STATE_URL"]["secretRef"]]
+    assert state["keyVaultUrl"].endswith("/secrets/observer-state-url")
     probes = {probe["type"]: probe["httpGet"] for probe in observer["probes"]}
     assert probes["Liveness"] == {"path": "/healthz", "port": EXPOSED}
     assert probes["Readiness"] == {"path": "/readyz", "port": EXPOSED}
@@ -871,6 +1111,120 @@ def test_every_example_sets_the_same_service_settings() -> None:
     azure = {v["name"]: v["value"] for v in app["containers"][0]["env"] if "value" in v}
     for name in ("PRODUCTION_ENVIRONMENTS", "INCIDENT_LABEL", "LOG_LEVEL"):
         assert k8s[name] == cloudrun[name] == ecs[name] == azure[name], name
+
+
+# --- the state each example keeps -------------------------------------------------------------
+
+STORE_SCHEMES = {"redis", "rediss"}
+
+
+def check_state_url(url: str, replicas: int, persistent_mounts: set[str]) -> None:
+    """STATE_URL keeps the promise docs/deployment.md makes for this many replicas.
+
+    Several replicas need a store they share (Redis or Valkey); a file snapshot serves one
+    replica only, and only on a volume that outlives the container."""
+    parts = urlsplit(url)
+    if parts.scheme in STORE_SCHEMES:
+        assert parts.hostname, url
+        assert re.fullmatch(r"/\d*", parts.path or "/"), f"{url}: the path is a database number"
+        return
+    assert parts.scheme == "file", f"{url}: neither a shared store nor a file snapshot"
+    assert replicas == 1, f"{url}: a file snapshot is for one replica, not {replicas}"
+    path = Path(parts.path)
+    assert any(path.is_relative_to(mount) and path != Path(mount) for mount in persistent_mounts), (
+        f"{url}: the snapshot must be on a persistent volume, not in the container"
+    )
+
+
+def test_every_multi_replica_example_shares_its_state() -> None:
+    """Each example runs more than one replica, and each names a shared store in STATE_URL.
+
+    Where the URL is a secret (it carries a password), the deploy script's test checks the value
+    it stores; here, that the service reads it from that secret."""
+    deployment = one(K8S / "deployment.yaml")
+    k8s_replicas = max(deployment["spec"]["replicas"], one(K8S / "hpa.yaml")["spec"]["maxReplicas"])
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {variable["name"]: variable.get("value") for variable in container["env"]}
+    assert k8s_replicas > 1
+    check_state_url(env["STATE_URL"], k8s_replicas, set())
+    assert urlsplit(env["STATE_URL"]).scheme in STORE_SCHEMES
+
+    run = one(EXAMPLES / "cloudrun" / "service.yaml")["spec"]["template"]
+    assert int(run["metadata"]["annotations"]["autoscaling.knative.dev/maxScale"]) > 1
+    run_env = {variable["name"]: variable for variable in run["spec"]["containers"][0]["env"]}
+    assert "secretKeyRef" in run_env["STATE_URL"]["valueFrom"]
+
+    task = json.loads((EXAMPLES / "ecs" / "taskdef.json").read_text())
+    assert json.loads((EXAMPLES / "ecs" / "service.json").read_text())["desiredCount"] > 1
+    assert "STATE_URL" in {item["name"] for item in task["containerDefinitions"][0]["secrets"]}
+
+    app = one(EXAMPLES / "azure" / "containerapp.yaml")["properties"]["template"]
+    assert app["scale"]["maxReplicas"] > 1
+    azure_env = {variable["name"]: variable for variable in app["containers"][0]["env"]}
+    assert "secretRef" in azure_env["STATE_URL"]
+
+
+def test_state_promise_check_refuses_what_it_should() -> None:
+    check_state_url("redis://observer-valkey:6379/0", 4, set())
+    check_state_url("rediss://:t0ken@cache.example:6380/0", 4, set())
+    check_state_url("file:///var/lib/observer/state", 1, {"/var/lib/observer"})
+    for url, replicas, mounts in (
+        ("file:///var/lib/observer/state", 2, {"/var/lib/observer"}),
+        ("file:///tmp/state", 1, {"/var/lib/observer"}),
+        ("file:///var/lib/observer", 1, {"/var/lib/observer"}),
+        ("memory://", 1, set()),
+        ("redis://observer-valkey:6379/zero", 2, set()),
+    ):
+        with pytest.raises(AssertionError):
+            check_state_url(url, replicas, mounts)
+
+
+def test_single_replica_overlay_keeps_its_snapshot_on_a_volume() -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed: the single-replica overlay is not built")
+    result = subprocess.run(
+        [kubectl, "kustomize", str(K8S_SINGLE)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    objects = [item for item in yaml.safe_load_all(result.stdout) if item]
+    namespace = kustomization()["namespace"]
+    for document in objects:
+        validate_manifest(document, KUBERNETES_VERSIONS)
+        if document["kind"] != "Namespace":
+            assert document["metadata"]["namespace"] == namespace
+        assert document["metadata"]["labels"]["app.kubernetes.io/part-of"] == "observer"
+    rendered = {(item["kind"], item["metadata"]["name"]): item for item in objects}
+    # One replica: no autoscaler, no disruption budget, no shared store.
+    kinds = {kind for kind, _ in rendered}
+    assert not kinds & {"HorizontalPodAutoscaler", "PodDisruptionBudget"}
+    assert not [key for key in rendered if key[1] == "observer-valkey"]
+    deployment = rendered[("Deployment", "observer")]
+    # Recreate: the old pod writes its snapshot before the new one reads it.
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    claims = {
+        volume["name"]: volume["persistentVolumeClaim"]["claimName"]
+        for volume in pod["volumes"]
+        if "persistentVolumeClaim" in volume
+    }
+    for claim in claims.values():
+        assert rendered[("PersistentVolumeClaim", claim)]["spec"]["accessModes"] == [
+            "ReadWriteOnce"
+        ]
+    persistent = {
+        mount["mountPath"] for mount in container["volumeMounts"] if mount["name"] in claims
+    }
+    env = {variable["name"]: variable.get("value") for variable in container["env"]}
+    assert_known_settings(set(env))
+    check_state_url(env["STATE_URL"], deployment["spec"]["replicas"], persistent)
+    # Everything else of the base is still there and still hardened.
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {("Service", "observer"), ("Ingress", "observer"), ("NetworkPolicy", "observer")} <= set(
+        rendered
+    )
 
 
 # --- deploy scripts ---------------------------------------------------------------------------
@@ -947,6 +1301,17 @@ def without_comments(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
 
 
+def option(item: dict[str, Any], name: str) -> str:
+    """The value of ``name`` in a recorded call: ``--name value`` or ``--name=value``."""
+    arguments: list[str] = item["args"]
+    for index, argument in enumerate(arguments):
+        if argument == name:
+            return arguments[index + 1]
+        if argument.startswith(name + "="):
+            return argument.split("=", 1)[1]
+    raise AssertionError(f"{name} not in {arguments}")
+
+
 def test_cloud_run_deploy_script_renders_a_valid_service(tmp_path: Path) -> None:
     calls = run_script(
         "cloudrun",
@@ -955,6 +1320,8 @@ def test_cloud_run_deploy_script_renders_a_valid_service(tmp_path: Path) -> None
             "REGION": "europe-west1",
             "WEBHOOK_SECRET": "s3cret",
             "GITHUB_TOKEN": "github_pat_x",
+            "NETWORK": "dora-vpc",
+            "SUBNET": "dora-run",
         },
         tmp_path,
     )
@@ -979,6 +1346,19 @@ def test_cloud_run_deploy_script_renders_a_valid_service(tmp_path: Path) -> None
     created = {item["args"][2] for item in calls if item["args"][:2] == ["secrets", "create"]}
     assert granted == created
     call(calls, "gcloud", "builds", "submit")
+    # The shared store: Memorystore with AUTH on the network the service's egress uses.
+    store = call(calls, "gcloud", "redis", "instances", "create", "observer")
+    assert "--enable-auth" in store["args"]
+    assert option(store, "--network") == "projects/acme-dora/global/networks/dora-vpc"
+    assert option(store, "--region") == "europe-west1"
+    annotations = service["spec"]["template"]["metadata"]["annotations"]
+    assert json.loads(annotations["run.googleapis.com/network-interfaces"]) == [
+        {"network": "dora-vpc", "subnetwork": "dora-run"}
+    ]
+    state_url = call(calls, "gcloud", "secrets", "create", "observer-state-url")["stdin"]
+    assert state_url == "redis://:b9f0c7e2-5a1d-4c3e-9f8a-0123456789ab@10.20.30.4:6379/0"
+    max_scale = int(annotations["autoscaling.knative.dev/maxScale"])
+    check_state_url(state_url, max_scale, set())
 
 
 @pytest.mark.parametrize("architecture", ["ARM64", "X86_64"])
@@ -1020,9 +1400,40 @@ def test_ecs_deploy_script_renders_valid_definitions(architecture: str, tmp_path
     assert {secret["valueFrom"] for secret in observer["secrets"]} == {
         "arn:aws:secretsmanager:eu-west-1:111122223333:secret:observer/webhook-secret-Xy12Zq",
         "arn:aws:secretsmanager:eu-west-1:111122223333:secret:observer/github-token-Ab34Cd",
+        "arn:aws:secretsmanager:eu-west-1:111122223333:secret:observer/state-url-Ef56Gh",
     }
     service = json.loads(service_text)
     check_service_definition(service)
+    # The shared store: ElastiCache for Valkey in the tasks' subnets, TLS and an AUTH token,
+    # reachable on its port from the tasks' security group only.
+    network = service["networkConfiguration"]["awsvpcConfiguration"]
+    store = call(calls, "aws", "elasticache", "create-replication-group")
+    assert option(store, "--engine") == "valkey"
+    assert {"--transit-encryption-enabled", "--at-rest-encryption-enabled"} <= set(store["args"])
+    token = option(store, "--auth-token")
+    assert re.fullmatch(r"[0-9a-f]{64}", token), "16 to 128 characters, none to escape in a URL"
+    subnet_group = call(calls, "aws", "elasticache", "create-cache-subnet-group")
+    assert option(subnet_group, "--cache-subnet-group-name") == option(
+        store, "--cache-subnet-group-name"
+    )
+    subnets = subnet_group["args"][subnet_group["args"].index("--subnet-ids") + 1 :]
+    assert subnets == ["subnet-0aaa", "subnet-0bbb", "subnet-0ccc"]
+    store_group = option(store, "--security-group-ids")
+    assert store_group not in network["securityGroups"], "the store has a group of its own"
+    rules = [
+        item
+        for item in calls
+        if item["args"][:2] == ["ec2", "authorize-security-group-ingress"]
+        and option(item, "--group-id") == store_group
+    ]
+    assert [(option(rule, "--port"), option(rule, "--source-group")) for rule in rules] == [
+        ("6379", network["securityGroups"][0])
+    ]
+    state = call(calls, "aws", "secretsmanager", "create-secret", "--name", "observer/state-url")
+    state_url = option(state, "--secret-string")
+    host = "master.observer.abc123.euw1.cache.amazonaws.com"
+    assert state_url == f"rediss://:{token}@{host}:6379/0"
+    check_state_url(state_url, service["desiredCount"], set())
     network = service["networkConfiguration"]["awsvpcConfiguration"]
     assert network["subnets"] == ["subnet-0aaa", "subnet-0bbb", "subnet-0ccc"]
     assert network["securityGroups"] == ["sg-0aaaabbbbccccdddd"]
@@ -1049,6 +1460,7 @@ def test_azure_deploy_script_renders_a_valid_container_app(tmp_path: Path) -> No
             "LOCATION": "westeurope",
             "REGISTRY": "acmedora",
             "KEY_VAULT": "acme-dora-kv",
+            "REDIS_CACHE": "acme-dora-state",
             "WEBHOOK_SECRET": "s3cret",
             "GITHUB_TOKEN": "github_pat_x",
         },
@@ -1089,6 +1501,34 @@ def test_azure_deploy_script_renders_a_valid_container_app(tmp_path: Path) -> No
         remote["azuread"]["managed_identity"]["client_id"] == "bbbbbbbb-0000-0000-0000-000000000002"
     )
     call(calls, "az", "acr", "build")
+    # The shared store: Azure Cache for Redis, TLS only, its URL (with the access key,
+    # percent-encoded) a Key Vault secret.
+    store = call(calls, "az", "redis", "create")
+    assert option(store, "--name") == "acme-dora-state"
+    assert option(store, "--minimum-tls-version") == "1.2"
+    state = call(
+        calls,
+        "az",
+        "keyvault",
+        "secret",
+        "set",
+        "--vault-name",
+        "acme-dora-kv",
+        "--name",
+        "observer-state-url",
+    )
+    url = urlsplit(option(state, "--value"))
+    assert (url.scheme, url.hostname, url.port, url.path) == (
+        "rediss",
+        "acme-dora-state.redis.cache.windows.net",
+        6380,
+        "/0",
+    )
+    assert url.username == "" and url.password is not None
+    assert unquote(url.password) == "k3Y+with/base64="
+    check_state_url(
+        option(state, "--value"), app["properties"]["template"]["scale"]["maxReplicas"], set()
+    )
 
 
 # --- docs -------------------------------------------------------------------------------------

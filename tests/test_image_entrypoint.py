@@ -5,10 +5,12 @@ The command is read from the Dockerfile (ENTRYPOINT and CMD, exec form), with th
 ``/opt/venv/bin/observer``. The environment is a container's: the Dockerfile's ENV over Docker's
 default PATH, HOME as the image's user has it, plus the settings each platform example passes
 (Kubernetes' mounted secret files, Cloud Run's, ECS's and Container Apps' environment
-variables). When the tests run as root the command runs as the Dockerfile's numeric USER, and,
-where the kernel lets us, as PID 1 of its own PID namespace, which is how SIGTERM reaches it in a
-container. Its working directory and HOME are not writable, and afterwards no file of that user
-may exist anywhere it could have written: the service writes nothing.
+variables), with a real redis-server on loopback standing in for the state store each example
+names in STATE_URL (its Valkey, Memorystore, ElastiCache, Azure Cache for Redis). When the tests
+run as root the command runs as the Dockerfile's numeric USER, and, where the kernel lets us, as
+PID 1 of its own PID namespace, which is how SIGTERM reaches it in a container. Its working
+directory and HOME are not writable, and afterwards no file of that user may exist anywhere it
+could have written: the service writes nothing.
 
 Two differences from a real container: HOST is 127.0.0.1 instead of the image's 0.0.0.0 (servers
 here bind to loopback only) and PORT is a free port instead of 8080.
@@ -22,6 +24,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -160,8 +164,21 @@ def env_list(variables: list[dict[str, Any]], secret_key: str) -> dict[str, str]
 
 
 def secret_value(name: str) -> str:
-    """The webhook secret is real; other secrets stay empty, so nothing calls out."""
+    """The webhook secret is real; other secrets stay empty, so nothing calls out.
+
+    STATE_URL stays empty too: ``with_local_store`` points it at the stand-in store."""
     return SECRET if name == "WEBHOOK_SECRET" else ""
+
+
+def with_local_store(settings: dict[str, str], port: int) -> dict[str, str]:
+    """The example's STATE_URL (a value or a secret) aimed at the redis-server on ``port``.
+
+    The scheme becomes plain redis (the stand-in has no TLS) and the database is kept."""
+    url = settings.get("STATE_URL")
+    if url is None:
+        return settings
+    database = urlsplit(url).path or "/0"
+    return {**settings, "STATE_URL": f"redis://127.0.0.1:{port}{database}"}
 
 
 PLATFORMS = {"kubernetes": kubernetes, "cloudrun": cloudrun, "ecs": ecs, "azure": azure}
@@ -329,6 +346,44 @@ def signed_ping(url: str, secret: str) -> httpx.Response:
     )
 
 
+def redis_answers(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as sock:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(16).startswith(b"+PONG")
+    return False
+
+
+@pytest.fixture
+def state_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A redis-server on a free loopback port, keeping nothing on disk: the examples' store."""
+    server = shutil.which("redis-server") or shutil.which("valkey-server")
+    if server is None:
+        message = "redis-server is not installed (Debian: apt-get install redis-server)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}, and CI must run these tests")
+        pytest.skip(message)
+    port = free_port()
+    directory = tmp_path_factory.mktemp("state-store")
+    process = subprocess.Popen(
+        [
+            *(server, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory)),
+            *("--save", "", "--appendonly", "no", "--protected-mode", "no"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not redis_answers(port):
+            assert process.poll() is None, f"{server} exited with {process.returncode}"
+            assert time.monotonic() < deadline, f"{server} did not answer on port {port}"
+            time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
 @pytest.fixture
 def shared_dir() -> Iterator[Path]:
     """A directory the image's user can reach (pytest's tmp_path is private to root)."""
@@ -351,7 +406,7 @@ def test_dockerfile_runtime_stage_runs_the_service_as_an_unprivileged_user() -> 
 
 @pytest.mark.parametrize("platform", sorted(PLATFORMS))
 def test_entrypoint_serves_signed_deliveries_and_stops_on_sigterm(
-    platform: str, tmp_path: Path, shared_dir: Path
+    platform: str, tmp_path: Path, shared_dir: Path, state_store: int
 ) -> None:
     how = launcher()
     secret_dir = shared_dir / "secrets"
@@ -359,7 +414,8 @@ def test_entrypoint_serves_signed_deliveries_and_stops_on_sigterm(
     private_tmp = shared_dir / "tmp"
     private_tmp.mkdir()
     private_tmp.chmod(0o1777)
-    settings = PLATFORMS[platform](secret_dir)
+    settings = with_local_store(PLATFORMS[platform](secret_dir), state_store)
+    assert "STATE_URL" in settings, "every example shares its state"
     env = {**base_environment(), **settings, "TMPDIR": str(private_tmp)}
     shutdown_timeout = float(env.get("SHUTDOWN_TIMEOUT", "10"))
     before = files_of(UID) if how.as_image_user else set()
