@@ -62,10 +62,7 @@ CUSTOM_RESOURCES = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor.monitoring.coreos.com_v1.json",
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.monitoring.coreos.com_v1.json",
 }
-# The state store's settings (STATE_URL and its _FILE form) come with the store itself; until
-# observer.settings has them, they are known here. Drop this once it does.
-STATE_SETTINGS = {"STATE_URL", "STATE_URL_FILE"}
-SETTINGS = {name.upper() for name in Settings.model_fields} | STATE_SETTINGS
+SETTINGS = {name.upper() for name in Settings.model_fields}
 
 RUNTIME = dockerfile.stages()[-1]
 UID, GID = dockerfile.user(RUNTIME)
