@@ -42,7 +42,7 @@ class Worker:
             self._queue.put_nowait(job)
         except asyncio.QueueFull:
             self._metrics.enrichment_dropped.inc()
-            logs.event("enrichment queue full", repository=job.repository)
+            logs.warning("enrichment queue full", repository=job.repository)
             return False
         return True
 
@@ -68,7 +68,7 @@ class Worker:
         self._tasks.clear()
         if left:
             self._metrics.enrichment_dropped.inc(left)
-            logs.event("enrichment stopped with work left", dropped=left)
+            logs.warning("enrichment stopped with work left", dropped=left)
 
     async def _consume(self) -> None:
         while True:
@@ -91,7 +91,7 @@ class Worker:
 
     def _fail(self, job: Job, reason: str, detail: str) -> None:
         self._metrics.enrichment_failures.labels(reason=reason).inc()
-        logs.event(
+        logs.warning(
             "enrichment failed",
             repository=job.repository,
             environment=job.environment,

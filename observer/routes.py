@@ -34,6 +34,10 @@ from observer.validation import describe
 
 OTHER = "other"
 MAX_DELIVERY_ID = 128
+# A claimed event name is logged even when refused, so it is cut to a length a log line affords.
+MAX_LOGGED_EVENT = 64
+# Items of one /api/event request named in its log line; a long list is summarised by its length.
+MAX_LOGGED_ITEMS = 20
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -88,10 +92,12 @@ class Endpoints:
             elapsed = time.perf_counter() - started
             self._metrics.webhook_deliveries.labels(event=event, result=result).inc()
             self._metrics.request_duration.labels(endpoint="webhook").observe(elapsed)
-            logs.event(
+            logs.request(
+                response.status_code,
                 "webhook delivery",
                 delivery=(delivery or "")[:MAX_DELIVERY_ID],
                 event=event,
+                claimed_event=str(claimed_event or "")[:MAX_LOGGED_EVENT],
                 repository=repository,
                 result=result,
                 status=response.status_code,
@@ -132,7 +138,7 @@ class Endpoints:
         try:
             result = await dispatch(claimed_event, payload, self._recorder)
         except ValidationError as error:
-            fields = describe(error)
+            fields = describe(error, tags=frozenset())
             message = f"{claimed_event} payload is missing or has invalid fields"
             return finish(_error(400, message, fields=fields), "malformed", message)
         self._deliveries.add(delivery)
@@ -145,19 +151,24 @@ class Endpoints:
         started = time.perf_counter()
 
         def finish(
-            response: Response, results: list[tuple[str, str]], detail: str | None = None
+            response: Response,
+            results: list[tuple[str, str]],
+            detail: str | None = None,
+            items: list[dict[str, Any]] | None = None,
         ) -> Response:
             elapsed = time.perf_counter() - started
             for kind, result in results:
                 self._metrics.api_events.labels(type=kind, result=result).inc()
             self._metrics.request_duration.labels(endpoint="api_event").observe(elapsed)
-            logs.event(
+            logs.request(
+                response.status_code,
                 "api event",
                 events=len(results),
                 results=sorted({result for _, result in results}),
                 status=response.status_code,
                 detail=detail,
                 duration_ms=round(elapsed * 1000, 3),
+                **_logged_items(items or []),
             )
             return response
 
@@ -167,6 +178,9 @@ class Endpoints:
         authorization = request.headers.get("authorization")
         signature = request.headers.get("x-hub-signature-256")
         if authorization is not None:
+            if self._api_token is None and authorization.lower().startswith("bearer "):
+                message = "bearer token refused: API_TOKEN is not configured on this observer"
+                return refuse(401, message, "unauthorized")
             if not self._bearer_is_valid(authorization):
                 return refuse(401, "bearer token is not valid", "unauthorized")
         elif signature is None:
@@ -206,6 +220,10 @@ class Endpoints:
         return finish(
             JSONResponse({"results": body_results}),
             [(item.type, result.outcome) for item, result in zip(events, results, strict=True)],
+            items=[
+                {"type": item.type, "repository": item.repository.lower(), "id": item.id}
+                for item in events
+            ],
         )
 
     def _bearer_is_valid(self, authorization: str) -> bool:
@@ -234,6 +252,15 @@ def _accepted(outcome: str, delivery: str, detail: str | None = None) -> JSONRes
     if detail:
         body["detail"] = detail
     return JSONResponse(body)
+
+
+def _logged_items(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Type, repository and id for the log: flat for one event, a bounded list for several."""
+    if len(items) == 1:
+        return items[0]
+    if items:
+        return {"items": items[:MAX_LOGGED_ITEMS]}
+    return {}
 
 
 def _claimed_type(item: Any) -> str:

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535)
 
     repositories: Annotated[tuple[str, ...], NoDecode] = ()
-    production_environments: re.Pattern[str] = re.compile(r"^(production|prod)$")
+    production_environments: re.Pattern[str] = re.compile(r"^(production|prod)$", re.IGNORECASE)
     incident_label: str = Field(default="incident", min_length=1)
 
     max_body_bytes: int = Field(default=26_214_400, ge=1024)
@@ -133,6 +133,12 @@ class Settings(BaseSettings):
             if not REPOSITORY_PATTERN.match(item):
                 raise ValueError(f"{item!r} is not owner/name or owner/*")
         return tuple(item.lower() for item in value)
+
+    @field_validator("production_environments")
+    @classmethod
+    def _ignore_case(cls, value: re.Pattern[str]) -> re.Pattern[str]:
+        # Environment names are compared lower-cased, so '^Production$' must still match.
+        return re.compile(value.pattern, value.flags | re.IGNORECASE)
 
     @field_validator("log_level")
     @classmethod

@@ -1,0 +1,7 @@
+"""Placeholder."""
+
+from __future__ import annotations
+
+
+def main(url: str, *, days: int, seed: int) -> int:
+    return 0
