@@ -112,3 +112,11 @@ def test_a_regex_with_backslashes_and_quotes_still_writes_valid_rules(tmp_path: 
     rules.write_text(_generator().render_rule_file(r'prod\d+|"live"', "observer"))
     result = run([promtool, "check", "rules", str(rules)])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_webhooks_keep_owner_slash_name_repositories(service: Service) -> None:
+    payload = load_fixture("push")
+    payload["repository"]["full_name"] = "octo-org/sub/octo-app"
+    response = service.deliver("push", payload)
+    assert response.status_code == 400
+    assert [problem["field"] for problem in response.json()["fields"]] == ["repository.full_name"]
