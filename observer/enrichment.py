@@ -154,7 +154,7 @@ class Enrichment:
                 left = max(left, len(await self._due(ignore_due=True)))
             if left:
                 self._metrics.enrichment_dropped.inc(left)
-                logs.event("enrichment stopped with work left", dropped=left)
+                logs.warning("enrichment stopped with work left", dropped=left)
 
     async def _scan_loop(self) -> None:
         while True:
@@ -162,7 +162,7 @@ class Enrichment:
                 delay = await self._scan(ignore_due=False)
             except StoreUnavailable as error:
                 self._metrics.state_errors.inc()
-                logs.event("enrichment scan failed", detail=str(error))
+                logs.warning("enrichment scan failed", detail=str(error))
                 delay = RESCAN_SECONDS
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
@@ -198,7 +198,7 @@ class Enrichment:
                 await self._work_on(pair)
             except StoreUnavailable as error:
                 self._metrics.state_errors.inc()
-                logs.event("enrichment could not reach the state store", detail=str(error))
+                logs.warning("enrichment could not reach the state store", detail=str(error))
             except Exception:  # one bad environment must not stop the worker
                 self._metrics.enrichment_failures.labels(reason="error").inc()
                 logs.LOGGER.exception("enrichment error")
@@ -269,7 +269,7 @@ class Enrichment:
                 due = time.time() + RETRY_SECONDS * 2 ** (attempts - 1)
             else:
                 self._metrics.enrichment_dropped.inc()
-            logs.event(
+            logs.warning(
                 "enrichment failed",
                 repository=repository,
                 environment=environment,

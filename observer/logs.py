@@ -40,3 +40,15 @@ def configure(level: str) -> None:
 
 def event(message: str, **fields: Any) -> None:
     LOGGER.info(message, extra={"fields": fields})
+
+
+def warning(message: str, **fields: Any) -> None:
+    """Something an operator should look at: shown at LOG_LEVEL=warning."""
+    LOGGER.warning(message, extra={"fields": fields})
+
+
+def request(status: int, message: str, /, **fields: Any) -> None:
+    """One answered request: refused ones at warning, so LOG_LEVEL=warning shows what needs
+    attention (a wrong secret, a body over the limit, a pipeline's invalid event)."""
+    level = logging.WARNING if status >= 400 else logging.INFO
+    LOGGER.log(level, message, extra={"fields": fields})

@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    GC_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from observer import __version__
 
@@ -148,7 +162,7 @@ class Metrics:
             buckets=REQUEST_BUCKETS,
             registry=registry,
         )
-        self.github_rate_limit_remaining = Gauge(
+        self.github_rate_limit_remaining = LastReported(
             "observer_github_rate_limit_remaining",
             "Requests left in the GitHub API's primary rate limit, as it last reported.",
             registry=registry,
@@ -206,6 +220,18 @@ class Metrics:
         )
 
         self._initialise_known_labels()
+        self._add_runtime_collectors()
+
+    def _add_runtime_collectors(self) -> None:
+        # The process_* and python_* series every Prometheus user expects of a Python exporter,
+        # on this registry rather than prometheus-client's global one, which is not served.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        if GC_COLLECTOR is not None:
+            GCCollector(registry=self.registry)
+        # A *_created series per counter and histogram doubles the exposition for a value no
+        # shipped rule or dashboard reads; prometheus-client only offers this switch globally.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
 
     def _duration(self, name: str, documentation: str, labels: list[str]) -> Histogram:
         return Histogram(
@@ -226,3 +252,28 @@ class Metrics:
             self.labels_folded.labels(label=label)
         for reason in ENRICHMENT_FAILURES:
             self.enrichment_failures.labels(reason=reason)
+
+
+class LastReported(Collector):
+    """A gauge that is absent until a value has been reported.
+
+    A plain gauge reads 0 from the start, which for the rate limit means "rate limited" when
+    GitHub has not been asked anything yet.
+    """
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._value: float | None = None
+        registry.register(self)
+
+    def set(self, value: float) -> None:
+        self._value = value
+
+    def describe(self) -> Iterable[Metric]:
+        return [GaugeMetricFamily(self._name, self._documentation)]
+
+    def collect(self) -> Iterable[Metric]:
+        if self._value is None:
+            return []
+        return [GaugeMetricFamily(self._name, self._documentation, value=self._value)]

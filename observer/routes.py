@@ -40,6 +40,10 @@ MAX_DELIVERY_ID = 128
 # What a 503 asks the sender to wait: GitHub does not redeliver by itself, pipelines may retry.
 RETRY_AFTER_SECONDS = 30
 READY_TIMEOUT = 2.0
+# A claimed event name is logged even when refused, so it is cut to a length a log line affords.
+MAX_LOGGED_EVENT = 64
+# Items of one /api/event request named in its log line; a long list is summarised by its length.
+MAX_LOGGED_ITEMS = 20
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -113,10 +117,12 @@ class Endpoints:
             elapsed = time.perf_counter() - started
             self._metrics.webhook_deliveries.labels(event=event, result=result).inc()
             self._metrics.request_duration.labels(endpoint="webhook").observe(elapsed)
-            logs.event(
+            logs.request(
+                response.status_code,
                 "webhook delivery",
                 delivery=(delivery or "")[:MAX_DELIVERY_ID],
                 event=event,
+                claimed_event=str(claimed_event or "")[:MAX_LOGGED_EVENT],
                 repository=repository,
                 result=result,
                 status=response.status_code,
@@ -159,7 +165,7 @@ class Endpoints:
             result = await dispatch(claimed_event, payload, services.recorder)
             await services.store.add("delivery", delivery)
         except ValidationError as error:
-            fields = describe(error)
+            fields = describe(error, tags=frozenset())
             message = f"{claimed_event} payload is missing or has invalid fields"
             return finish(_error(400, message, fields=fields), "malformed", message)
         except StoreUnavailable as error:
@@ -174,19 +180,24 @@ class Endpoints:
         started = time.perf_counter()
 
         def finish(
-            response: Response, results: list[tuple[str, str]], detail: str | None = None
+            response: Response,
+            results: list[tuple[str, str]],
+            detail: str | None = None,
+            items: list[dict[str, Any]] | None = None,
         ) -> Response:
             elapsed = time.perf_counter() - started
             for kind, result in results:
                 self._metrics.api_events.labels(type=kind, result=result).inc()
             self._metrics.request_duration.labels(endpoint="api_event").observe(elapsed)
-            logs.event(
+            logs.request(
+                response.status_code,
                 "api event",
                 events=len(results),
                 results=sorted({result for _, result in results}),
                 status=response.status_code,
                 detail=detail,
                 duration_ms=round(elapsed * 1000, 3),
+                **_logged_items(items or []),
             )
             return response
 
@@ -196,6 +207,9 @@ class Endpoints:
         authorization = request.headers.get("authorization")
         signature = request.headers.get("x-hub-signature-256")
         if authorization is not None:
+            if self._api_token is None and authorization.lower().startswith("bearer "):
+                message = "bearer token refused: API_TOKEN is not configured on this observer"
+                return refuse(401, message, "unauthorized")
             if not self._bearer_is_valid(authorization):
                 return refuse(401, "bearer token is not valid", "unauthorized")
         elif signature is None:
@@ -248,6 +262,10 @@ class Endpoints:
         return finish(
             JSONResponse({"results": body_results}),
             [(item.type, result.outcome) for item, result in zip(events, results, strict=True)],
+            items=[
+                {"type": item.type, "repository": item.repository.lower(), "id": item.id}
+                for item in events
+            ],
         )
 
     def _bearer_is_valid(self, authorization: str) -> bool:
@@ -286,6 +304,15 @@ def _accepted(outcome: str, delivery: str, detail: str | None = None) -> JSONRes
     if detail:
         body["detail"] = detail
     return JSONResponse(body)
+
+
+def _logged_items(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Type, repository and id for the log: flat for one event, a bounded list for several."""
+    if len(items) == 1:
+        return items[0]
+    if items:
+        return {"items": items[:MAX_LOGGED_ITEMS]}
+    return {}
 
 
 def _claimed_type(item: Any) -> str:

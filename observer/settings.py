@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535)
 
     repositories: Annotated[tuple[str, ...], NoDecode] = ()
-    production_environments: re.Pattern[str] = re.compile(r"^(production|prod)$")
+    production_environments: re.Pattern[str] = re.compile(r"^(production|prod)$", re.IGNORECASE)
     incident_label: str = Field(default="incident", min_length=1)
 
     max_body_bytes: int = Field(default=26_214_400, ge=1024)
@@ -161,6 +161,12 @@ class Settings(BaseSettings):
         if scheme.lower() == "file" and not rest.startswith("/"):
             raise ValueError("a file URL needs an absolute path: file:///var/lib/observer/state")
         return value
+
+    @field_validator("production_environments")
+    @classmethod
+    def _ignore_case(cls, value: re.Pattern[str]) -> re.Pattern[str]:
+        # Environment names are compared lower-cased, so '^Production$' must still match.
+        return re.compile(value.pattern, value.flags | re.IGNORECASE)
 
     @field_validator("log_level")
     @classmethod

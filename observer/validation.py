@@ -9,15 +9,21 @@ _TAGS = frozenset({"deployment", "incident"})
 _TAG_ERRORS = frozenset({"union_tag_invalid", "union_tag_not_found"})
 
 
-def describe(error: ValidationError, limit: int = 20) -> list[dict[str, str]]:
-    """Up to ``limit`` problems, each naming its field as ``[1].repository`` or ``repository``."""
+def describe(
+    error: ValidationError, limit: int = 20, *, tags: frozenset[str] = _TAGS
+) -> list[dict[str, str]]:
+    """Up to ``limit`` problems, each naming its field as ``[1].repository`` or ``repository``.
+
+    ``tags`` are the discriminator values to leave out of locations; a webhook payload has
+    none, and there ``deployment`` is a field.
+    """
     problems = []
     for item in error.errors(include_url=False, include_input=False, include_context=False)[:limit]:
         field = ""
         for part in item["loc"]:
             if isinstance(part, int):
                 field += f"[{part}]"
-            elif part not in _TAGS:
+            elif part not in tags:
                 field += f".{part}" if field else str(part)
         if item["type"] in _TAG_ERRORS:
             field += ".type" if field else "type"

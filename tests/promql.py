@@ -45,7 +45,8 @@ def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 def exported_series() -> frozenset[str]:
     """Every series name the service can export, read from its own metric definitions."""
     registry = CollectorRegistry()
-    Metrics(registry)
+    # Exported once GitHub has reported a value; absent before.
+    Metrics(registry).github_rate_limit_remaining.set(0)
     names = set()
     for family in registry.collect():
         if family.type == "counter":

@@ -47,11 +47,16 @@ def test_malformed_bodies_get_4xx_and_move_nothing(
     service: Service, case: str, body: bytes, content_type: str
 ) -> None:
     for event in EVENTS:
-        response = service.client.post(
-            "/webhook", content=body, headers=signed_headers(event, body, content_type)
-        )
-        assert 400 <= response.status_code < 500 or (
-            event in ("ping", "star") and response.status_code == 200
+        headers = signed_headers(event, body, content_type)
+        # One delivery per event: an acknowledged one is remembered, and a repeat is a duplicate.
+        headers["X-GitHub-Delivery"] += f"-{event}"
+        response = service.client.post("/webhook", content=body, headers=headers)
+        assert (
+            400 <= response.status_code < 500
+            or (event in ("ping", "star") and response.status_code == 200)
+            # An object without an action these events handle is acknowledged and ignored,
+            # like a new action GitHub adds.
+            or (event in ("pull_request", "issues") and response.json()["result"] == "ignored")
         ), (case, event, response.status_code)
     assert service.metrics().domain() == {}
 

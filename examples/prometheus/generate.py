@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -283,7 +284,7 @@ def tier_rules() -> list[dict[str, Any]]:
 
 
 def dora_alerts(production: str) -> list[dict[str, Any]]:
-    env = f'environment=~"{production}"'
+    env = f"environment=~{promql_string(production)}"
     where = "{{ $labels.repository }} ({{ $labels.environment }})"
     per_day = "repository_environment:dora_deployments:per_day_7d"
     lead = "repository_environment:dora_lead_time_seconds:p50_7d"
@@ -555,6 +556,33 @@ def render_prometheus_rule(production: str, job: str) -> str:
     return HEADER + dump(document)
 
 
+# Prometheus compiles regular expressions with RE2, which has no lookaround or backreferences.
+RE2_UNSUPPORTED = re.compile(r"\(\?<?[=!]|\\[1-9]")
+
+
+def promql_string(value: str) -> str:
+    """``value`` as a double-quoted PromQL string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def check_arguments(production: str, job: str) -> str | None:
+    """Why the arguments would write rules Prometheus refuses or misreads, or None."""
+    try:
+        re.compile(production)
+    except re.error as error:
+        return f"--production-environments {production!r} is not a regular expression: {error}"
+    if RE2_UNSUPPORTED.search(production):
+        return (
+            f"--production-environments {production!r} uses lookaround or a backreference, "
+            "which Prometheus (RE2) does not support"
+        )
+    if not production or any(ord(char) < 32 for char in production):
+        return "--production-environments must be one non-empty line"
+    if not job or any(char in '"\\`' or ord(char) < 32 for char in job):
+        return f"--job {job!r} must be non-empty, without quotes, backslashes or control characters"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if an output is stale")
@@ -566,6 +594,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--job", default=DEFAULT_JOB, help="scrape job of the observer targets")
     args = parser.parse_args(argv)
+    problem = check_arguments(args.production_environments, args.job)
+    if problem is not None:
+        parser.error(problem)
 
     outputs = {
         RULE_FILE: render_rule_file(args.production_environments, args.job),

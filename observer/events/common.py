@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -10,8 +10,28 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 RepositoryName = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,39}/[A-Za-z0-9_.-]{1,100}$")
 ]
+# What /api/event accepts besides owner/name: a path with subgroups, as GitLab (group/sub/app,
+# up to 20 levels) and other hosts (owner/group/name) name projects.
+RepositoryPath = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[A-Za-z0-9_.-]{1,100}(?:/[A-Za-z0-9_.-]{1,100}){1,20}$", max_length=255
+    ),
+]
 Sha = Annotated[str, StringConstraints(pattern=r"^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$")]
 Environment = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+
+
+def unused_action(payload: dict[str, Any], handled: frozenset[str]) -> str | None:
+    """Why a delivery is ignored before its payload is validated, or None when it is handled.
+
+    Only a handled action's payload is validated: GitHub adds actions (``pinned``) whose
+    payloads lack fields the handled ones carry, and an authentic delivery must not get a 400.
+    """
+    action = payload.get("action")
+    if isinstance(action, str) and action in handled:
+        return None
+    return f"action {str(action)[:64]!r} is not used"
 
 
 class Model(BaseModel):

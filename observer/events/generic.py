@@ -22,7 +22,7 @@ from observer.domain import (
     IncidentResolved,
     Result,
 )
-from observer.events.common import Environment, RepositoryName, Sha
+from observer.events.common import Environment, RepositoryPath, Sha
 from observer.recorder import Recorder
 
 EventId = Annotated[
@@ -42,7 +42,9 @@ class _Event(BaseModel):
     # Unknown fields are refused so that a misspelt field is reported, not silently dropped.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    repository: RepositoryName = Field(description="The repository, as owner/name.")
+    repository: RepositoryPath = Field(
+        description="The repository, as owner/name, or a path with subgroups (group/sub/name)."
+    )
 
 
 class ShippedCommit(BaseModel):

@@ -7,8 +7,10 @@ from typing import Any
 from pydantic import AwareDatetime, Field
 
 from observer.domain import IncidentOpened, IncidentResolved, Outcome, Result
-from observer.events.common import Label, Model, Repository
+from observer.events.common import Label, Model, Repository, unused_action
 from observer.recorder import Recorder
+
+HANDLED_ACTIONS = frozenset({"opened", "labeled", "closed"})
 
 
 class _Issue(Model):
@@ -28,6 +30,9 @@ class Payload(Model):
 
 
 async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
+    unused = unused_action(payload, HANDLED_ACTIONS)
+    if unused is not None:
+        return Result(Outcome.IGNORED, unused)
     event = Payload.model_validate(payload)
     issue = event.issue
     wanted = recorder.incident_label

@@ -7,8 +7,10 @@ from typing import Any
 from pydantic import AwareDatetime, Field
 
 from observer.domain import Outcome, PullRequest, Result
-from observer.events.common import Model, Repository, Sha
+from observer.events.common import Model, Repository, Sha, unused_action
 from observer.recorder import Recorder
+
+HANDLED_ACTIONS = frozenset({"opened", "closed"})
 
 
 class _HeadRepository(Model):
@@ -39,6 +41,9 @@ class Payload(Model):
 
 
 async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
+    unused = unused_action(payload, HANDLED_ACTIONS)
+    if unused is not None:
+        return Result(Outcome.IGNORED, unused)
     event = Payload.model_validate(payload)
     pr = event.pull_request
     if event.action == "opened":

@@ -1,0 +1,210 @@
+"""The ``observer`` command as an operator meets it: help, version, start failures, stop, logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from observer import __version__
+from tests.exposition import Exposition
+from tests.fake_github import FakeGitHub, serve
+from tests.processes import ObserverProcess, observer_command, start_observer
+from tests.signing import sign
+from tests.story import deployment_status
+
+pytestmark = pytest.mark.e2e
+
+SECRET = "cli-test-secret-long-enough"
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("WEBHOOK_", "GITHUB_"))}
+    return subprocess.run(
+        observer_command() + args,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def log_lines(observer: ObserverProcess) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in observer.logs().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("env", [{}, {"WEBHOOK_SECRET": SECRET, "PORT": "1"}])
+def test_help_works_without_settings_and_does_not_serve(env: dict[str, str]) -> None:
+    result = run(["--help"], env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: observer")
+    assert "WEBHOOK_SECRET" in result.stdout and "demo" in result.stdout
+    assert result.stderr == ""
+
+
+def test_version_works_without_settings() -> None:
+    result = run(["--version"], {})
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"observer {__version__}\n", "")
+
+
+def test_a_busy_port_is_one_line_naming_port() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run([], {"WEBHOOK_SECRET": SECRET, "HOST": "127.0.0.1", "PORT": str(port)})
+    assert result.returncode != 0
+    assert result.stderr == f"observer: PORT {port} is already in use on 127.0.0.1\n"
+    assert "startup complete" not in result.stdout
+
+
+def test_an_unresolvable_host_is_one_line_naming_host() -> None:
+    result = run([], {"WEBHOOK_SECRET": SECRET, "HOST": "no-such-host.invalid", "PORT": "8080"})
+    assert result.returncode != 0
+    assert result.stderr.startswith("observer: HOST 'no-such-host.invalid' cannot be resolved")
+    assert result.stderr.count("\n") == 1
+
+
+def test_ctrl_c_stops_cleanly_with_exit_status_0() -> None:
+    with start_observer(secret=SECRET) as running:
+        running.process.send_signal(signal.SIGINT)
+        assert running.process.wait(timeout=15) == 0
+        text = running.logs()
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text
+    # Every line is still a JSON log line.
+    assert all(json.loads(line) for line in text.splitlines() if line.strip())
+
+
+def test_one_start_line_with_the_version_and_the_settings_in_force() -> None:
+    env = {
+        "API_TOKEN": "start-line-api-token",
+        "REPOSITORIES": "octo/*,acme/app",
+        "PRODUCTION_ENVIRONMENTS": "^(production|live)$",
+    }
+    with start_observer(env, secret=SECRET) as running:
+        lines = log_lines(running)
+        text = running.logs()
+    starts = [line for line in lines if line["message"] == "observer starting"]
+    assert len(starts) == 1
+    start = starts[0]
+    assert start["version"] == __version__
+    assert start["listen"] == f"127.0.0.1:{running.port}"
+    assert start["enrichment"] == "off"
+    assert start["state"] == "memory"
+    assert start["production_environments"] == "^(production|live)$"
+    assert start["repositories"] == ["octo/*", "acme/app"]
+    assert start["api_token"] == "set"
+    assert SECRET not in text and "start-line-api-token" not in text
+    # A good secret draws no warning.
+    assert not [line for line in lines if "WEBHOOK_SECRET" in line["message"]]
+
+
+@pytest.mark.parametrize("secret", ["change-me", "short-secret"])
+def test_a_placeholder_or_short_secret_is_warned_about_at_start(secret: str) -> None:
+    with start_observer(secret=secret) as running:
+        lines = log_lines(running)
+        text = running.logs()
+    warned = [line for line in lines if "WEBHOOK_SECRET" in line["message"]]
+    assert len(warned) == 1 and warned[0]["level"] == "warning"
+    assert secret not in text
+
+
+def test_at_log_level_warning_refusals_show_and_accepted_deliveries_do_not() -> None:
+    with start_observer({"LOG_LEVEL": "warning", "API_TOKEN": "tok"}, secret=SECRET) as running:
+        body = b'{"zen": "Design for failure."}'
+        ok = {
+            "X-GitHub-Event": "ping",
+            "X-GitHub-Delivery": "accepted-one",
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": sign(SECRET, body),
+        }
+        assert httpx.post(f"{running.url}/webhook", content=body, headers=ok).status_code == 200
+        forged = {**ok, "X-GitHub-Event": "deployment_status", "X-GitHub-Delivery": "forged"}
+        forged["X-Hub-Signature-256"] = sign("wrong", body)
+        assert httpx.post(f"{running.url}/webhook", content=body, headers=forged).status_code == 401
+        long_name = {**forged, "X-GitHub-Event": "x" * 5000, "X-GitHub-Delivery": "long"}
+        assert (
+            httpx.post(f"{running.url}/webhook", content=body, headers=long_name).status_code == 401
+        )
+        bad_token = {"Authorization": "Bearer nope"}
+        response = httpx.post(f"{running.url}/api/event", json={}, headers=bad_token)
+        assert response.status_code == 401
+        lines = [line for line in log_lines(running) if line["logger"] == "observer"]
+    deliveries = {
+        line.get("delivery"): line for line in lines if line["message"] == "webhook delivery"
+    }
+    assert "accepted-one" not in deliveries
+    assert deliveries["forged"]["level"] == "warning"
+    assert deliveries["forged"]["status"] == 401
+    # The claimed name is logged as a string, while the metric's label stays 'other'.
+    assert deliveries["forged"]["claimed_event"] == "deployment_status"
+    assert deliveries["forged"]["event"] == "other"
+    assert deliveries["long"]["claimed_event"] == "x" * 64
+    api = [line for line in lines if line["message"] == "api event"]
+    assert [(line["level"], line["status"]) for line in api] == [("warning", 401)]
+
+
+def test_api_event_log_lines_carry_type_repository_and_id() -> None:
+    token = {"Authorization": "Bearer tok"}
+    with start_observer({"API_TOKEN": "tok"}, secret=SECRET) as running:
+        one = {
+            "type": "deployment",
+            "repository": "Octo/App",
+            "environment": "production",
+            "status": "success",
+            "timestamp": "2026-01-05T10:00:00Z",
+            "id": "deploy-4711",
+        }
+        assert httpx.post(f"{running.url}/api/event", json=one, headers=token).status_code == 200
+        two = [
+            {**one, "id": "deploy-4712"},
+            {
+                "type": "incident",
+                "repository": "octo/app",
+                "action": "opened",
+                "id": "INC-7",
+                "opened_at": "2026-01-05T10:00:00Z",
+            },
+        ]
+        assert httpx.post(f"{running.url}/api/event", json=two, headers=token).status_code == 200
+        lines = [line for line in log_lines(running) if line["message"] == "api event"]
+    assert (lines[0]["type"], lines[0]["repository"], lines[0]["id"]) == (
+        "deployment",
+        "octo/app",
+        "deploy-4711",
+    )
+    assert lines[0]["level"] == "info"
+    assert lines[1]["items"] == [
+        {"type": "deployment", "repository": "octo/app", "id": "deploy-4712"},
+        {"type": "incident", "repository": "octo/app", "id": "INC-7"},
+    ]
+
+
+def test_enrichment_failures_are_warnings_and_the_rate_limit_is_absent_until_reported() -> None:
+    fake = FakeGitHub()  # knows no path: every request gets 404
+    env = {"GITHUB_TOKEN": "ghp_cli-test", "LOG_LEVEL": "warning"}
+    with serve(fake), start_observer({**env, "GITHUB_API_URL": fake.url}, secret=SECRET) as running:
+        before = Exposition(httpx.get(f"{running.url}/metrics").text)
+        assert "observer_github_rate_limit_remaining" not in before.text
+        body = json.dumps(deployment_status(1, "c1", 10)).encode()
+        headers = {
+            "X-GitHub-Event": "deployment_status",
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": sign(SECRET, body),
+        }
+        assert httpx.post(f"{running.url}/webhook", content=body, headers=headers).is_success
+        deadline = time.monotonic() + 20
+        failed: list[dict[str, Any]] = []
+        while not failed and time.monotonic() < deadline:
+            failed = [line for line in log_lines(running) if line["message"] == "enrichment failed"]
+            time.sleep(0.05)
+    assert failed and failed[0]["level"] == "warning"
