@@ -6,7 +6,9 @@ import re
 import time
 from typing import Protocol
 
+from observer.activity import Activity
 from observer.boundedset import RecentKeys
+from observer.deploy_workflows import DeployWorkflows
 from observer.domain import (
     Deployment,
     IncidentOpened,
@@ -15,6 +17,7 @@ from observer.domain import (
     PullRequest,
     Push,
     Result,
+    Review,
 )
 from observer.labels import LabelPolicy
 from observer.metrics import Metrics
@@ -62,6 +65,9 @@ class Recorder:
         # event under two delivery ids, so de-duplicating deliveries alone would count it twice.
         self._seen = RecentKeys(settings.dedup_capacity)
         self._recovery = RecoveryClock()
+        # Teams, reviews, rework and surveys: the figures that must never name a person.
+        self.activity = Activity(settings, metrics)
+        self.deploy_workflows = DeployWorkflows(settings)
 
     def is_production(self, environment: str) -> bool:
         return self._production.search(environment.lower()) is not None
@@ -95,11 +101,20 @@ class Recorder:
         if isinstance(admitted, Result):
             return admitted
         self.listener.saw_pull_request(pull_request)
+        if not self.activity.counts(pull_request.author, pull_request.time):
+            return Result(Outcome.IGNORED, "author is opted out, a bot, or not in a team", admitted)
         self.metrics.pull_requests.labels(admitted, pull_request.action).inc()
         if pull_request.action == "merged" and pull_request.merged_at is not None:
             cycle = (pull_request.merged_at - pull_request.created_at).total_seconds()
             self.metrics.pull_request_cycle_time.labels(admitted).observe(max(cycle, 0.0))
+        self.activity.pull_request(pull_request, admitted)
         return Result(Outcome.ACCEPTED, repository=admitted)
+
+    async def review(self, review: Review) -> Result:
+        admitted = self._admit(review.repository, review.key, "review already counted")
+        if isinstance(admitted, Result):
+            return admitted
+        return self.activity.review(review, admitted)
 
     async def push(self, push: Push) -> Result:
         admitted = self._admit(push.repository, push.key, "push already counted")
@@ -142,3 +157,4 @@ class Recorder:
 
     def _touch(self, repository: str) -> None:
         self.metrics.last_event.labels(repository).set(time.time())
+        self.activity.saw_repository(repository)

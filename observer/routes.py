@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import make_asgi_app
@@ -43,10 +44,13 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
 class MetricsEndpoint:
     """prometheus-client's own exposition: content negotiation, OpenMetrics and gzip."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, before: Callable[[], None] = lambda: None) -> None:
         self._app = app
+        # Brings series that follow a file (team ownership) up to date before each scrape.
+        self._before = before
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._before()
         await self._app(scope, receive, send)
 
 
@@ -70,7 +74,12 @@ class Endpoints:
             Route("/", self.index, methods=["GET"]),
             Route("/webhook", self.webhook, methods=["POST"]),
             Route("/api/event", self.api_event, methods=["POST"]),
-            Route("/metrics", MetricsEndpoint(make_asgi_app(self._metrics.registry))),
+            Route(
+                "/metrics",
+                MetricsEndpoint(
+                    make_asgi_app(self._metrics.registry), self._recorder.activity.teams.refresh
+                ),
+            ),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
@@ -238,7 +247,7 @@ def _accepted(outcome: str, delivery: str, detail: str | None = None) -> JSONRes
 
 def _claimed_type(item: Any) -> str:
     kind = item.get("type") if isinstance(item, dict) else None
-    return kind if kind in ("deployment", "incident") else OTHER
+    return kind if kind in ("deployment", "incident", "survey") else OTHER
 
 
 _INDEX = """<!doctype html>

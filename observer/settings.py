@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(default=10.0, ge=0)
     log_level: str = "info"
 
+    # Teams, people-safe activity and deployments from GitHub Actions runs.
+    teams_file: Path | None = None
+    min_team_size: int = Field(default=5, ge=1)
+    teams_filter: bool = False
+    hotfix_label: str = Field(default="hotfix", min_length=1)
+    deploy_workflows: Annotated[tuple[tuple[str, str], ...], NoDecode] = ()
+    deploy_branches: Annotated[tuple[str, ...], NoDecode] = ()
+
     webhook_secret_file: Path | None = None
     webhook_secret_previous_file: Path | None = None
     github_token_file: Path | None = None
@@ -133,6 +141,41 @@ class Settings(BaseSettings):
             if not REPOSITORY_PATTERN.match(item):
                 raise ValueError(f"{item!r} is not owner/name or owner/*")
         return tuple(item.lower() for item in value)
+
+    @field_validator("teams_file")
+    @classmethod
+    def _check_teams_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            # Imported here: the teams module depends on these settings' neighbours.
+            from observer.teams import TeamsError, read_teams
+
+            try:
+                read_teams(value)
+            except TeamsError as error:
+                raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("deploy_workflows", mode="before")
+    @classmethod
+    def _split_deploy_workflows(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        pairs = []
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            workflow, equals, environment = item.rpartition("=")
+            if not equals or not workflow.strip() or not environment.strip():
+                raise ValueError(f"{item!r} is not WORKFLOW=ENVIRONMENT")
+            pairs.append((workflow.strip(), environment.strip()))
+        return tuple(pairs)
+
+    @field_validator("deploy_branches", mode="before")
+    @classmethod
+    def _split_deploy_branches(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @field_validator("log_level")
     @classmethod
