@@ -208,13 +208,15 @@ class Teams:
         day = _day(when)
         return any(m.member.active_on(day) for m in self._by_login.get(login.lower(), ()))
 
-    def owners(self, repository: str, when: datetime) -> set[str]:
+    def owners(self, repository: str, when: datetime, *, patterns: bool = True) -> set[str]:
         """Team label values owning ``repository`` (a lower-cased owner/name) at that time."""
         teams = set(self._exact.get(repository, ()))
-        teams.update(name for pattern, name in self._patterns if pattern.fullmatch(repository))
+        if patterns:
+            teams.update(name for pattern, name in self._patterns if pattern.fullmatch(repository))
         return {self.label(team, when) for team in teams}
 
-    def exact_repositories(self) -> tuple[str, ...]:
+    def named_repositories(self) -> tuple[str, ...]:
+        """Repositories the file names exactly: they exist, so they are owned from the start."""
         return tuple(self._exact)
 
 

@@ -109,9 +109,14 @@ class TeamsSource:
         teams = self._teams
         pairs = {
             (repository, team)
-            for repository in (*teams.exact_repositories(), *self._repositories)
-            for team in teams.owners(repository, now)
+            for repository in teams.named_repositories()
+            for team in teams.owners(repository, now, patterns=False)
         }
+        pairs.update(
+            (repository, team)
+            for repository in self._repositories
+            for team in teams.owners(repository, now)
+        )
         self._metrics.repository_team_info.clear()
         for repository, team in sorted(pairs):
             self._metrics.repository_team_info.labels(repository, team).set(1)
