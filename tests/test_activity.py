@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from observer.metrics import Metrics
+from observer.settings import Settings
 from tests.conftest import Service, load_fixture
 from tests.payloads import members, pull_request, review, write_teams
 
@@ -184,3 +188,26 @@ def test_survey_answers_out_of_range_are_refused_naming_the_field(
     assert fields == [f"[0].{field}" if field != "body" else "[0]"], fields
     assert service.metrics().get("observer_api_events_total", type="survey", result="invalid") == 1
     assert service.metrics().value("space_survey_nps_count", team="other") is None
+
+
+def test_the_readme_survey_example_is_accepted(service: Service) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Teams, reviews, rework and surveys", 1)[1]
+    example = section.split("```json", 1)[1].split("```", 1)[0]
+    response = service.push_events(json.loads(example))
+    assert response.status_code == 200, response.text
+    assert response.json()["results"][0]["result"] == "accepted"
+
+
+def test_every_metric_and_setting_is_in_the_readme_tables() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    rows = "\n".join(line for line in readme.splitlines() if line.startswith("| `"))
+    registry = CollectorRegistry()
+    Metrics(registry)
+    for family in registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        name += "_info" if family.type == "info" else ""
+        assert f"`{name}`" in rows, name
+    for setting in Settings.model_fields:
+        if not setting.endswith("_file") or setting == "teams_file":
+            assert f"`{setting.upper()}`" in rows, setting
