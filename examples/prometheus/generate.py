@@ -561,6 +561,21 @@ def service_alerts(job: str) -> list[dict[str, Any]]:
             ),
         ),
         alert(
+            "ObserverTeamsFileBroken",
+            "observer_teams_last_reload_successful == 0",
+            for_="15m",
+            severity="warning",
+            summary="observer {{ $labels.instance }} cannot use the changed TEAMS_FILE",
+            description=(
+                "The teams file changed but is not valid YAML or not a valid teams document; "
+                "the last good teams are still used, so new members and teams are not counted."
+            ),
+            runbook=(
+                "Read the warning 'TEAMS_FILE not reloaded' in the logs: it names the line or "
+                "the field (teams.NAME.members.N.FIELD); fix the file or the ConfigMap."
+            ),
+        ),
+        alert(
             "ObserverTargetDown",
             f'up{{job="{job}"}} == 0',
             for_="5m",
