@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
 from observer import logs
+from observer.activity import Activity
+from observer.deploy_workflows import DeployWorkflows
 from observer.enrichment import Deployments, Enrichment
 from observer.github import GitHubClient, create_http_client
 from observer.github_auth import token_source
@@ -47,7 +49,9 @@ def create_app(
     # Started by the server at the stop signal; without one, the budget starts at shutdown.
     stopping = shutdown if shutdown is not None else Shutdown(settings.shutdown_timeout)
     store = open_store(settings)
-    endpoints = Endpoints(settings, metrics)
+    # Teams are read here, so that a broken TEAMS_FILE stops the start.
+    activity = Activity(settings, metrics)
+    endpoints = Endpoints(settings, metrics, activity.teams.refresh)
     labels = LabelPolicy(
         settings.repositories, settings.max_repositories, settings.max_environments, metrics
     )
@@ -76,6 +80,8 @@ def create_app(
                 production=settings.production_environments,
                 incident_label=settings.incident_label,
                 max_clock_skew=settings.max_clock_skew,
+                activity=activity,
+                deploy_workflows=DeployWorkflows(settings),
             )
             saver = _start_saving(store, settings.state_save_interval)
             logs.event("state store", mode=store.mode)

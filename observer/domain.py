@@ -58,6 +58,38 @@ class PullRequest:
     head_sha: str | None = None
     # The branch it came from, when that branch is in the same repository (not a fork).
     head_ref: str | None = None
+    # For people-safe activity figures; the author's login never leaves the process.
+    author: str | None = None
+    closed_at: datetime | None = None
+    title: str = ""
+    branch: str | None = None
+    labels: tuple[str, ...] = ()
+    # Lines added plus deleted, when the payload tells them.
+    size: int | None = None
+
+    @property
+    def time(self) -> datetime:
+        """When this action happened: membership and team size are judged at this time."""
+        if self.action == "merged" and self.merged_at is not None:
+            return self.merged_at
+        if self.action == "closed" and self.closed_at is not None:
+            return self.closed_at
+        return self.created_at
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """A submitted pull request review; logins stay in the process, for team and bot checks."""
+
+    repository: str
+    pull_request_id: int
+    state: str
+    submitted_at: datetime
+    # When the pull request was opened; the first review is timed from this or from ready.
+    opened_at: datetime
+    reviewer: str
+    author: str
+    key: str
 
 
 @dataclass(frozen=True, slots=True)

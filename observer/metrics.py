@@ -39,8 +39,20 @@ WEBHOOK_RESULTS = (
     "unavailable",
 )  # fmt: skip
 API_RESULTS = ("accepted", "ignored", "duplicate", "invalid", "unauthorized", "unavailable")
-WEBHOOK_EVENTS = ("ping", "deployment_status", "pull_request", "push", "issues", "other")
-API_EVENT_TYPES = ("deployment", "incident", "other")
+WEBHOOK_EVENTS = (
+    "ping", "deployment_status", "pull_request", "push", "issues", "pull_request_review",
+    "workflow_run", "other",
+)  # fmt: skip
+API_EVENT_TYPES = ("deployment", "incident", "survey", "other")
+# Lines added plus deleted: from a one-line fix to a sweeping change, with the usual review-size
+# guidance (under 250 lines reviews well, over 1000 rarely does) falling on edges.
+PULL_REQUEST_SIZE_BUCKETS = (
+    10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, float("inf"),
+)  # fmt: skip
+SATISFACTION_BUCKETS = (1, 2, 3, 4, 5)
+NPS_BUCKETS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+REVIEW_STATES = ("approved", "changes_requested", "commented", "dismissed")
+REWORK_KINDS = ("revert", "hotfix")
 ENRICHMENT_FAILURES = (
     "rate_limited", "timeout", "unreachable", "server_error", "not_found",
     "unauthorized", "malformed", "error",
@@ -219,6 +231,7 @@ class Metrics:
             registry=registry,
         )
 
+        self._teams_and_activity(registry)
         self._initialise_known_labels()
         self._add_runtime_collectors()
 
@@ -232,6 +245,83 @@ class Metrics:
         # A *_created series per counter and histogram doubles the exposition for a value no
         # shipped rule or dashboard reads; prometheus-client only offers this switch globally.
         disable_created_metrics()  # type: ignore[no-untyped-call]
+
+    def _teams_and_activity(self, registry: CollectorRegistry) -> None:
+        # Teams, reviews, rework and surveys: by repository or team, never by person.
+        self.repository_team_info = Gauge(
+            "observer_repository_team_info",
+            "A team owns a repository (always 1): join it onto any repository metric.",
+            ["repository", "team"],
+            registry=registry,
+        )
+        self.teams_reload_failures = Counter(
+            "observer_teams_reload_failures_total",
+            "Times TEAMS_FILE changed but could not be read or validated; the last good "
+            "teams stay in use.",
+            registry=registry,
+        )
+        self.teams_last_reload_successful = Gauge(
+            "observer_teams_last_reload_successful",
+            "1 when the last read of TEAMS_FILE succeeded, 0 when its current content is broken.",
+            registry=registry,
+        )
+        self.team_pull_requests = Counter(
+            "github_team_pull_requests_total",
+            "Pull requests by the team's members opened, merged, or closed unmerged, each "
+            "counted by the member's weight.",
+            ["team", "action"],
+            registry=registry,
+        )
+        self.team_pull_request_cycle_time = self._duration(
+            "github_team_pull_request_cycle_time_seconds",
+            "Merged pull requests by the team's members: merge time minus creation time.",
+            ["team"],
+        )
+        self.pull_request_first_review = self._duration(
+            "github_pull_request_first_review_seconds",
+            "Pull requests' first review by someone other than their author: time since "
+            "opening, or since ready for review.",
+            ["repository"],
+        )
+        self.team_pull_request_first_review = self._duration(
+            "github_team_pull_request_first_review_seconds",
+            "First reviews of pull requests by the team's members: time since opening, or "
+            "since ready for review.",
+            ["team"],
+        )
+        self.pull_request_reviews = Counter(
+            "github_pull_request_reviews_total",
+            "Reviews submitted, by their state.",
+            ["repository", "state"],
+            registry=registry,
+        )
+        self.pull_request_size = Histogram(
+            "github_pull_request_size_lines",
+            "Merged pull requests' lines added plus lines deleted.",
+            ["repository"],
+            buckets=PULL_REQUEST_SIZE_BUCKETS,
+            registry=registry,
+        )
+        self.rework = Counter(
+            "dora_rework_total",
+            "Merged pull requests that revert an earlier one or carry the hotfix label.",
+            ["repository", "kind"],
+            registry=registry,
+        )
+        self.survey_satisfaction = Histogram(
+            "space_survey_satisfaction",
+            "Anonymous survey answers to satisfaction, 1 to 5.",
+            ["team"],
+            buckets=SATISFACTION_BUCKETS,
+            registry=registry,
+        )
+        self.survey_nps = Histogram(
+            "space_survey_nps",
+            "Anonymous survey answers to how likely one is to recommend the team, 0 to 10.",
+            ["team"],
+            buckets=NPS_BUCKETS,
+            registry=registry,
+        )
 
     def _duration(self, name: str, documentation: str, labels: list[str]) -> Histogram:
         return Histogram(

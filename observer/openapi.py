@@ -7,25 +7,32 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from observer import __version__
-from observer.events.generic import DeploymentEvent, IncidentEvent
+from observer.events.generic import DeploymentEvent, IncidentEvent, SurveyEvent
 
 REF = "#/components/schemas/{model}"
 
 
 def openapi_document(max_events: int) -> dict[str, Any]:
     _, schemas = models_json_schema(
-        [(DeploymentEvent, "validation"), (IncidentEvent, "validation")], ref_template=REF
+        [
+            (DeploymentEvent, "validation"),
+            (IncidentEvent, "validation"),
+            (SurveyEvent, "validation"),
+        ],
+        ref_template=REF,
     )
     one_event = {
         "oneOf": [
             {"$ref": REF.format(model="DeploymentEvent")},
             {"$ref": REF.format(model="IncidentEvent")},
+            {"$ref": REF.format(model="SurveyEvent")},
         ],
         "discriminator": {
             "propertyName": "type",
             "mapping": {
                 "deployment": REF.format(model="DeploymentEvent"),
                 "incident": REF.format(model="IncidentEvent"),
+                "survey": REF.format(model="SurveyEvent"),
             },
         },
     }
@@ -55,8 +62,9 @@ def openapi_document(max_events: int) -> dict[str, Any]:
         "info": {
             "title": "observer event API",
             "version": __version__,
-            "description": "Events that pipelines push: deployments GitHub never sees, and "
-            "incidents. A list is validated whole: one invalid item rejects the request.",
+            "description": "Events that pipelines push: deployments GitHub never sees, "
+            "incidents, and anonymous pulse-survey answers. A list is validated whole: one "
+            "invalid item rejects the request.",
         },
         "paths": {
             "/api/event": {

@@ -13,6 +13,8 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from observer.activity import Activity
+from observer.deploy_workflows import DeployWorkflows
 from observer.domain import (
     Deployment,
     IncidentOpened,
@@ -21,6 +23,7 @@ from observer.domain import (
     PullRequest,
     Push,
     Result,
+    Review,
     at,
 )
 from observer.enrichment import Deployments
@@ -44,6 +47,8 @@ class Recorder:
         production: re.Pattern[str],
         incident_label: str,
         max_clock_skew: float,
+        activity: Activity,
+        deploy_workflows: DeployWorkflows,
     ) -> None:
         self.metrics = metrics
         self._store = store
@@ -53,6 +58,9 @@ class Recorder:
         self._production = production
         self.incident_label = incident_label.lower()
         self._max_skew = max_clock_skew
+        # Teams, reviews, rework and surveys: the figures that must never name a person.
+        self.activity = activity
+        self.deploy_workflows = deploy_workflows
 
     def is_production(self, environment: str) -> bool:
         return self._production.search(environment.lower()) is not None
@@ -99,13 +107,27 @@ class Recorder:
         except StoreUnavailable:
             await self._forget(pull_request.key)
             raise
+        # Still a change for lead time, whoever wrote it; not in the activity figures.
+        if not self.activity.counts(pull_request.author, pull_request.time):
+            return Result(
+                Outcome.IGNORED, "author is opted out, a bot, or not in a team", repository
+            )
         self.metrics.pull_requests.labels(repository, pull_request.action).inc()
         if pull_request.action == "merged" and pull_request.merged_at is not None:
             merged_at = self.clock(pull_request.merged_at)
             cycle = (merged_at - pull_request.created_at).total_seconds()
             self.metrics.pull_request_cycle_time.labels(repository).observe(max(cycle, 0.0))
+        self.activity.pull_request(pull_request, repository)
         self._touch(repository)
         return Result(Outcome.ACCEPTED, repository=repository)
+
+    async def review(self, review: Review) -> Result:
+        repository = self._labels.repository(review.repository)
+        if repository is None:
+            return _not_allowed(review.repository)
+        if not await self._first_time(review.key):
+            return Result(Outcome.DUPLICATE, "review already counted", repository)
+        return self.activity.review(review, repository)
 
     async def push(self, push: Push) -> Result:
         repository = self._labels.repository(push.repository)
@@ -174,6 +196,7 @@ class Recorder:
 
     def _touch(self, repository: str) -> None:
         self.metrics.last_event.labels(repository).set(time.time())
+        self.activity.saw_repository(repository)
 
 
 def _not_allowed(full_name: str) -> Result:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,10 +62,13 @@ def _unavailable() -> JSONResponse:
 class MetricsEndpoint:
     """prometheus-client's own exposition: content negotiation, OpenMetrics and gzip."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, before: Callable[[], object] = lambda: None) -> None:
         self._app = app
+        # Brings series that follow a file (team ownership) up to date before each scrape.
+        self._before = before
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._before()
         await self._app(scope, receive, send)
 
 
@@ -82,9 +86,12 @@ def _services(request: Request) -> Services:
 
 
 class Endpoints:
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self, settings: Settings, metrics: Metrics, before_scrape: Callable[[], object]
+    ) -> None:
         self._settings = settings
         self._metrics = metrics
+        self._before_scrape = before_scrape
         self._secrets = settings.webhook_secrets()
         self._api_token = (
             settings.api_token.get_secret_value().encode() if settings.api_token else None
@@ -99,7 +106,10 @@ class Endpoints:
             Route("/", self.index, methods=["GET"]),
             Route("/webhook", self.webhook, methods=["POST"]),
             Route("/api/event", self.api_event, methods=["POST"]),
-            Route("/metrics", MetricsEndpoint(make_asgi_app(self._metrics.registry))),
+            Route(
+                "/metrics",
+                MetricsEndpoint(make_asgi_app(self._metrics.registry), self._before_scrape),
+            ),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
@@ -262,10 +272,7 @@ class Endpoints:
         return finish(
             JSONResponse({"results": body_results}),
             [(item.type, result.outcome) for item, result in zip(events, results, strict=True)],
-            items=[
-                {"type": item.type, "repository": item.repository.lower(), "id": item.id}
-                for item in events
-            ],
+            items=[_logged(item) for item in events],
         )
 
     def _bearer_is_valid(self, authorization: str) -> bool:
@@ -315,9 +322,19 @@ def _logged_items(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {}
 
 
+def _logged(item: Any) -> dict[str, Any]:
+    # A survey is anonymous and names no repository: its type is all that is logged.
+    repository = getattr(item, "repository", None)
+    return {
+        "type": item.type,
+        "repository": repository.lower() if repository else None,
+        "id": getattr(item, "id", None),
+    }
+
+
 def _claimed_type(item: Any) -> str:
     kind = item.get("type") if isinstance(item, dict) else None
-    return kind if kind in ("deployment", "incident") else OTHER
+    return kind if kind in ("deployment", "incident", "survey") else OTHER
 
 
 _INDEX = """<!doctype html>

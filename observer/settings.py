@@ -79,6 +79,14 @@ class Settings(BaseSettings):
     settle_seconds: float = Field(default=30.0, ge=0)
     max_clock_skew: float = Field(default=300.0, ge=0)
 
+    # Teams, people-safe activity and deployments from GitHub Actions runs.
+    teams_file: Path | None = None
+    min_team_size: int = Field(default=5, ge=1)
+    teams_filter: bool = False
+    hotfix_label: str = Field(default="hotfix", min_length=1)
+    deploy_workflows: Annotated[tuple[tuple[str, str], ...], NoDecode] = ()
+    deploy_branches: Annotated[tuple[str, ...], NoDecode] = ()
+
     webhook_secret_file: Path | None = None
     webhook_secret_previous_file: Path | None = None
     github_token_file: Path | None = None
@@ -167,6 +175,41 @@ class Settings(BaseSettings):
     def _ignore_case(cls, value: re.Pattern[str]) -> re.Pattern[str]:
         # Environment names are compared lower-cased, so '^Production$' must still match.
         return re.compile(value.pattern, value.flags | re.IGNORECASE)
+
+    @field_validator("teams_file")
+    @classmethod
+    def _check_teams_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            # Imported here: the teams module depends on these settings' neighbours.
+            from observer.teams import TeamsError, read_teams
+
+            try:
+                read_teams(value)
+            except TeamsError as error:
+                raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("deploy_workflows", mode="before")
+    @classmethod
+    def _split_deploy_workflows(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        pairs = []
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            workflow, equals, environment = item.rpartition("=")
+            if not equals or not workflow.strip() or not environment.strip():
+                raise ValueError(f"{item!r} is not WORKFLOW=ENVIRONMENT")
+            pairs.append((workflow.strip(), environment.strip()))
+        return tuple(pairs)
+
+    @field_validator("deploy_branches", mode="before")
+    @classmethod
+    def _split_deploy_branches(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 # Discriminator tags that pydantic puts in an error's location; they are not fields.
-_TAGS = frozenset({"deployment", "incident"})
+_TAGS = frozenset({"deployment", "incident", "survey"})
 _TAG_ERRORS = frozenset({"union_tag_invalid", "union_tag_not_found"})
 
 

@@ -29,7 +29,9 @@ def load_fixture(name: str) -> dict[str, Any]:
 
 def fixture_event(name: str) -> str:
     """The X-GitHub-Event of a fixture named ``<event>_<variant>``."""
-    for event in ("deployment_status", "pull_request", "issues", "push", "ping", "star"):
+    # Longest names first: "pull_request_review_…" is not a "pull_request".
+    events = ("pull_request_review", "workflow_run", "deployment_status", "pull_request")
+    for event in (*events, "issues", "push", "ping", "star"):
         if name == event or name.startswith(event + "_"):
             return event
     raise ValueError(name)

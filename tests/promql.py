@@ -127,6 +127,7 @@ def promtool_check_expressions(promtool: str, expressions: dict[str, str], tmp: 
 
 
 DASHBOARD = ROOT / "examples" / "grafana" / "dashboards" / "observer-dora.json"
+TEAM_DASHBOARD = ROOT / "examples" / "grafana" / "dashboards" / "observer-teams.json"
 DASHBOARD_GENERATOR = ROOT / "examples" / "grafana" / "generate.py"
 
 # Values for the dashboard's variables, as Grafana would interpolate them.
@@ -138,6 +139,8 @@ VARIABLES = {
     "$repository": ".*",
     "${environment}": "production",
     "$environment": "production",
+    "${team}": "payments",
+    "$team": "payments",
 }
 
 
@@ -148,12 +151,12 @@ def interpolate(expr: str, variables: dict[str, str] | None = None) -> str:
     return expr
 
 
-def dashboard_queries() -> dict[str, str]:
-    """Every PromQL expression of the dashboard, raw, keyed by where it is."""
+def dashboard_queries(path: Path = DASHBOARD) -> dict[str, str]:
+    """Every PromQL expression of a dashboard, raw, keyed by where it is."""
     import json
     import re
 
-    document = json.loads(DASHBOARD.read_text())
+    document = json.loads(path.read_text())
     queries = {}
     for panel in document["panels"]:
         for item in panel.get("targets", []):

@@ -15,6 +15,7 @@ from tests.promql import (
     DASHBOARD_GENERATOR,
     PROMETHEUS_SERIES,
     ROOT,
+    TEAM_DASHBOARD,
     dashboard_queries,
     exported_series,
     interpolate,
@@ -110,3 +111,49 @@ def test_provisioning_files() -> None:
     datasources = yaml.safe_load((PROVISIONING / "datasources" / "prometheus.yaml").read_text())
     assert datasources["apiVersion"] == 1
     assert datasources["datasources"][0]["type"] == "prometheus"
+
+
+def test_the_team_view_selects_one_team_and_keeps_the_environment() -> None:
+    document = json.loads(TEAM_DASHBOARD.read_text())
+    assert document["uid"] == "observer-teams"
+    variables = {variable["name"]: variable for variable in document["templating"]["list"]}
+    assert list(variables) == ["datasource", "environment", "team"]
+    assert variables["team"]["multi"] is False
+    assert "observer_repository_team_info" in variables["team"]["query"]["query"]
+    ids = [panel["id"] for panel in document["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in document["panels"]:
+        if panel["type"] != "row":
+            assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+            assert panel["description"], panel["title"]
+
+
+def test_the_team_view_shows_the_keys_rework_flow_and_surveys() -> None:
+    titles = {panel["title"] for panel in json.loads(TEAM_DASHBOARD.read_text())["panels"]}
+    for wanted in [
+        "Deployment frequency", "Lead time for changes (median)", "Change failure rate",
+        "Failed deployment recovery time (median)", "Rework rate",
+        "Pull request cycle time (median)", "Time to first review (median)",
+        "Pull request size (median)", "Satisfaction (average, 1 to 5)", "Net promoter score",
+        "Teams",
+    ]:  # fmt: skip
+        assert wanted in titles
+
+
+def test_every_team_view_query_parses_and_reads_only_known_series(tmp_path: Path) -> None:
+    known = exported_series() | recorded_series() | PROMETHEUS_SERIES
+    queries = dashboard_queries(TEAM_DASHBOARD)
+    for where, expr in queries.items():
+        unknown = metric_names(interpolate(expr)) - known
+        assert not unknown, f"{where} reads {unknown}"
+    promtool = require_binary("promtool")
+    promtool_check_expressions(
+        promtool, {where: interpolate(expr) for where, expr in queries.items()}, tmp_path
+    )
+
+
+def test_every_team_view_panel_is_about_the_selected_team() -> None:
+    for where, expr in dashboard_queries(TEAM_DASHBOARD).items():
+        if where.startswith("panel 'Teams'") or where.startswith("variable"):
+            continue
+        assert 'team=~"$team"' in expr, where

@@ -138,6 +138,18 @@ def test_pull_requests_opened_merged_and_closed(service: Service) -> None:
     expected.update(
         histogram("github_pull_request_cycle_time_seconds", 25.5 * 3600, repository=REPO)
     )
+    # 61 lines added and 9 deleted: 70 falls in the buckets from 100 up.
+    size = "github_pull_request_size_lines"
+    expected.update(
+        dict(
+            [
+                series(f"{size}_count", 1, repository=REPO),
+                series(f"{size}_sum", 70, repository=REPO),
+            ]
+        )
+    )
+    for edge in ("100.0", "250.0", "500.0", "1000.0", "2500.0", "5000.0", "10000.0", "+Inf"):
+        expected.update([series(f"{size}_bucket", 1, le=edge, repository=REPO)])
     assert observed == expected
 
 

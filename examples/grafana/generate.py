@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Builds the Grafana dashboard for observer: the four DORA keys, their tiers, trends, data quality.
+"""Builds the Grafana dashboards for observer: the four DORA keys, tiers, trends, data quality.
 
-Writes ``examples/grafana/dashboards/observer-dora.json``, which is committed. Edit this file, not
+Writes ``examples/grafana/dashboards/observer-dora.json`` and the team view
+``observer-teams.json`` (a ``$team`` variable), which are committed. Edit this file, not
 the JSON, and run::
 
     python examples/grafana/generate.py            # rewrite the dashboard
@@ -542,24 +543,278 @@ def dashboard() -> dict[str, Any]:
     }
 
 
-def render() -> str:
-    return json.dumps(dashboard(), indent=2) + "\n"
+# --- The team view ----------------------------------------------------------------------------
+
+TEAM_OUTPUT = OUTPUT.parent / "observer-teams.json"
+TEAM = 'team=~"$team"'
+ENV = 'environment=~"$environment"'
+# Keeps the repository series of the repositories the selected team owns.
+OWNED = f"and on (repository) observer_repository_team_info{{{TEAM}}}"
+
+
+def owned(selector: str) -> str:
+    return f"({selector} {OWNED})"
+
+
+TEAM_FAILED = DEPLOYMENTS_30D + '{status=~"failure|error", ' + ENV + "}"
+TEAM_FINISHED = DEPLOYMENTS_30D + "{" + ENV + "}"
+
+TEAM_KEYS = [
+    (
+        "Deployment frequency",
+        "Successful deployments a day over 30 days, summed over the team's repositories.",
+        f"sum{owned(f'repository_environment:dora_deployments:per_day_30d{{{ENV}}}')}",
+        "short",
+        2,
+    ),
+    (
+        "Lead time for changes (median)",
+        "Median time from a change's first commit to its successful deployment, over 30 days, "
+        "in the team's repositories.",
+        "histogram_quantile(0.5, sum by (le) "
+        + owned(f"repository_environment_le:dora_lead_time_seconds_bucket:increase_30d{{{ENV}}}")
+        + ")",
+        "s",
+        None,
+    ),
+    (
+        "Change failure rate",
+        "Failed deployments (failure or error) out of all that finished in the team's "
+        "repositories, over 30 days.",
+        f"(sum{owned(TEAM_FAILED)} or vector(0))\n/\n(sum{owned(TEAM_FINISHED)} > 0)",
+        "percentunit",
+        1,
+    ),
+    (
+        "Failed deployment recovery time (median)",
+        "Median time from a failed deployment to the next successful one in the team's "
+        "repositories, over 30 days.",
+        "histogram_quantile(0.5, sum by (le) "
+        + owned(
+            f"repository_environment_le:dora_deployment_recovery_seconds_bucket:increase_30d{{{ENV}}}"
+        )
+        + ")",
+        "s",
+        None,
+    ),
+]
+
+REWORK_30D = "repository_kind:dora_rework:increase_30d"
+MERGED_30D = 'repository_action:github_pull_requests:increase_30d{action="merged"}'
+TEAM_FLOW = [
+    (
+        "Rework rate",
+        "Merged pull requests that revert one or carry the hotfix label, out of all merged "
+        "pull requests in the team's repositories, over 30 days.",
+        f"(sum{owned(REWORK_30D + '{}')} or vector(0))\n/\n(sum{owned(MERGED_30D)} > 0)",
+        "percentunit",
+    ),
+    (
+        "Pull request cycle time (median)",
+        "From opening to merge, for pull requests by the team's members, over 30 days.",
+        f"team:github_team_pull_request_cycle_time_seconds:p50_30d{{{TEAM}}}",
+        "s",
+    ),
+    (
+        "Time to first review (median)",
+        "From opening (or ready for review) to the first review by someone else, for pull "
+        "requests by the team's members, over 30 days.",
+        f"team:github_team_pull_request_first_review_seconds:p50_30d{{{TEAM}}}",
+        "s",
+    ),
+    (
+        "Pull request size (median)",
+        "Lines added plus deleted of the pull requests merged in the team's repositories, "
+        "over 30 days.",
+        "histogram_quantile(0.5, sum by (le) "
+        + owned("increase(github_pull_request_size_lines_bucket[30d])")
+        + ")",
+        "short",
+    ),
+]
+
+TEAM_TRENDS = [
+    (
+        "Pull requests by the team's members (weighted, per day)",
+        "Opened, merged and closed unmerged, each counted by the member's weight.",
+        f"sum by (action) (increase(github_team_pull_requests_total{{{TEAM}}}[1d]))",
+        "{{action}}",
+    ),
+    (
+        "Reviews in the team's repositories (per day)",
+        "Submitted reviews by state.",
+        f"sum by (state) {owned('increase(github_pull_request_reviews_total[1d])')}",
+        "{{state}}",
+    ),
+    (
+        "Rework in the team's repositories (per day)",
+        "Merged reverts and hotfixes.",
+        f"sum by (kind) {owned('increase(dora_rework_total[1d])')}",
+        "{{kind}}",
+    ),
+    (
+        "Deployments of the team's repositories (per day)",
+        "Finished deployments to the selected environment, by status.",
+        f"sum by (status) {owned(f'increase(dora_deployments_total{{{ENV}}}[1d])')}",
+        "{{status}}",
+    ),
+]
+
+
+def _survey(metric: str, expr: str) -> str:
+    return expr.format(
+        sum=f"sum(increase({metric}_sum{{{TEAM}}}[30d]))",
+        count=f"sum(increase({metric}_count{{{TEAM}}}[30d]))",
+        promoters=f'sum(increase({metric}_bucket{{{TEAM}, le="8.0"}}[30d]))',
+        detractors=f'sum(increase({metric}_bucket{{{TEAM}, le="6.0"}}[30d]))',
+    )
+
+
+SURVEYS = [
+    (
+        "Satisfaction (average, 1 to 5)",
+        "Mean of the team's anonymous survey answers over 30 days.",
+        _survey("space_survey_satisfaction", "{sum}\n/\n({count} > 0)"),
+        "short",
+    ),
+    (
+        "Net promoter score",
+        "Promoters (9 or 10) minus detractors (0 to 6), in percent of the answers over 30 "
+        "days: from -100 to 100.",
+        _survey(
+            "space_survey_nps", "100 * ({count} - {promoters} - {detractors})\n/\n({count} > 0)"
+        ),
+        "short",
+    ),
+    (
+        "Survey answers",
+        "Answers received over 30 days; a team under MIN_TEAM_SIZE answers as 'other'.",
+        _survey("space_survey_nps", "{count}"),
+        "short",
+    ),
+]
+
+TEAM_COLUMNS = [
+    ("A", "Deployments a day", "team:dora_deployments:per_day_30d", "short"),
+    ("B", "Change failure rate", "team:dora_change_failure_rate:ratio_30d", "percentunit"),
+    ("C", "Rework rate", "team:dora_rework_rate:ratio_30d", "percentunit"),
+    ("D", "Cycle time p50", "team:github_team_pull_request_cycle_time_seconds:p50_30d", "s"),
+    ("E", "First review p50", "team:github_team_pull_request_first_review_seconds:p50_30d", "s"),
+]
+
+
+def team_panels() -> list[dict[str, Any]]:
+    panels = [row("The team's four keys: last 30 days against the 30 days before", 0)]
+    for index, (title, description, expr, unit, decimals) in enumerate(TEAM_KEYS):
+        panels.append(
+            panel("stat", title, description, compared(expr), (6 * index, 1, 6, 5), unit=unit,
+                  decimals=decimals, options=STAT_OPTIONS)
+        )  # fmt: skip
+    panels.append(row("Rework, cycle time, reviews and size (30 days)", 6))
+    for index, (title, description, expr, unit) in enumerate(TEAM_FLOW):
+        panels.append(
+            panel("stat", title, description, [target(expr, title)], (6 * index, 7, 6, 5),
+                  unit=unit, decimals=2 if unit == "percentunit" else None, options=STAT_OPTIONS)
+        )  # fmt: skip
+    panels.append(row("Activity over the time range", 12))
+    for index, (title, description, expr, legend) in enumerate(TEAM_TRENDS):
+        x, dy = (index % 2) * 12, (index // 2) * 8
+        panels.append(
+            panel("timeseries", title, description, [target(expr, legend)], (x, 13 + dy, 12, 8),
+                  options=TIMESERIES_OPTIONS)
+        )  # fmt: skip
+    panels.append(row("Pulse surveys (30 days)", 29))
+    for index, (title, description, expr, unit) in enumerate(SURVEYS):
+        panels.append(
+            panel("stat", title, description, [target(expr, title)], (8 * index, 30, 8, 5),
+                  unit=unit, decimals=1, options=STAT_OPTIONS)
+        )  # fmt: skip
+    rename = {f"Value #{ref}": name for ref, name, _, _ in TEAM_COLUMNS}
+    overrides = [
+        {
+            "matcher": {"id": "byName", "options": name},
+            "properties": [{"id": "unit", "value": unit}],
+        }
+        for _, name, _, unit in TEAM_COLUMNS
+    ]
+    panels += [
+        row("Every team side by side (production, 30 days)", 35),
+        panel(
+            "table",
+            "Teams",
+            "Each team's figures from the recording rules. Teams under MIN_TEAM_SIZE are "
+            "together as 'other'; a shared repository counts fully in each of its teams.",
+            [instant(expr, ref) for ref, _, expr, _ in TEAM_COLUMNS],
+            (0, 36, 24, 8),
+            overrides=overrides,
+            transformations=[
+                {"id": "merge", "options": {}},
+                {
+                    "id": "organize",
+                    "options": {"excludeByName": {"Time": True}, "renameByName": rename},
+                },
+            ],
+            options={"showHeader": True},
+        ),
+    ]
+    for number, item in enumerate(panels, start=1):
+        item["id"] = number
+    return panels
+
+
+def team_dashboard() -> dict[str, Any]:
+    base = dashboard()
+    environment = next(v for v in base["templating"]["list"] if v["name"] == "environment")
+    datasource = base["templating"]["list"][0]
+    team = {
+        **environment,
+        "name": "team",
+        "label": "Team",
+        "definition": "label_values(observer_repository_team_info, team)",
+        "query": {
+            "query": "label_values(observer_repository_team_info, team)",
+            "refId": "team-variable",
+        },
+        # One team at a time: a repository shared by two teams would be counted twice.
+        "current": {},
+    }
+    return {
+        **base,
+        "uid": "observer-teams",
+        "title": "DORA by team (observer)",
+        "description": "One team's four keys, rework, pull request flow and pulse surveys, "
+        "from the repositories it owns and the pull requests of its members. No person is in "
+        "any series.",
+        "tags": ["dora", "observer", "teams"],
+        "templating": {"list": [datasource, environment, team]},
+        "panels": team_panels(),
+    }
+
+
+OUTPUTS = {OUTPUT: dashboard, TEAM_OUTPUT: team_dashboard}
+
+
+def render(build: Any = dashboard) -> str:
+    return json.dumps(build(), indent=2) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the JSON is stale")
     args = parser.parse_args(argv)
-    text = render()
-    current = OUTPUT.read_text() if OUTPUT.exists() else ""
-    if current == text:
-        return 0
-    if args.check:
-        sys.stderr.write(f"{OUTPUT} is stale: run python examples/grafana/generate.py\n")
-        return 1
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text(text)
-    return 0
+    stale = 0
+    for output, build in OUTPUTS.items():
+        text = render(build)
+        current = output.read_text() if output.exists() else ""
+        if current == text:
+            continue
+        if args.check:
+            sys.stderr.write(f"{output} is stale: run python examples/grafana/generate.py\n")
+            stale += 1
+            continue
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """The one source of the Prometheus rules for observer: the four DORA keys, their tiers, alerts.
 
+Teams and rework are recorded too: per team through ``observer_repository_team_info``, and the
+rework rate (DORA's deployment rework rate, read from pull requests) beside the failure rate.
+
 It renders the same rule groups twice:
 
 - ``examples/prometheus/rules/observer.rules.yml``, a rule file for ``rule_files:``;
@@ -280,6 +283,91 @@ def tier_rules() -> list[dict[str, Any]]:
     return rules
 
 
+# --- Teams and rework -------------------------------------------------------------------------
+
+# Ownership, once per (repository, team) whatever the number of replicas that export it.
+OWNERSHIP = "max by (repository, team) (observer_repository_team_info)"
+REWORK = "repository_kind:dora_rework:increase_30d"
+PULL_REQUESTS = "repository_action:github_pull_requests:increase_30d"
+TEAM_CYCLE_BUCKETS = "team_le:github_team_pull_request_cycle_time_seconds_bucket:increase_30d"
+TEAM_REVIEW_BUCKETS = "team_le:github_team_pull_request_first_review_seconds_bucket:increase_30d"
+
+
+def by_team(per_repository: str) -> str:
+    """A per-repository value summed over the repositories each team owns.
+
+    ``group_right`` keeps one result per (repository, team): a repository owned by two teams
+    counts fully in each, and the per-repository side must be one series per repository.
+    """
+    return (
+        f"sum by (team) (\n"
+        f"    {per_repository}\n"
+        f"  * on (repository) group_right\n"
+        f"    {OWNERSHIP}\n"
+        f")"
+    )
+
+
+def ratio(part: str, whole: str) -> str:
+    """``part / whole``, 0 when there is a whole but no part, nothing when there is no whole."""
+    return f"(\n  {part}\nor\n  {whole} * 0\n)\n/\n({whole} > 0)"
+
+
+def team_rules(production: str) -> list[dict[str, Any]]:
+    env = f"environment=~{promql_string(production)}"
+    merged = f'sum by (repository) ({PULL_REQUESTS}{{action="merged"}})'
+    counts = DEPLOYMENTS.format(w="30d")
+    failed = f'sum by (repository) ({counts}{{{env}, status=~"failure|error"}})'
+    deployed = f"sum by (repository) ({counts}{{{env}}})"
+    per_day = "repository_environment:dora_deployments:per_day_30d"
+    return [
+        record(REWORK, window_increase("dora_rework_total", "repository, kind", "30d")),
+        record(
+            PULL_REQUESTS,
+            window_increase("github_pull_requests_total", "repository, action", "30d"),
+        ),
+        record(
+            "repository:dora_rework_rate:ratio_30d",
+            ratio(f"sum by (repository) ({REWORK})", merged),
+        ),
+        record(
+            "team:dora_deployments:per_day_30d",
+            by_team(f"sum by (repository) ({per_day}{{{env}}})"),
+        ),
+        record(
+            "team:dora_change_failure_rate:ratio_30d", ratio(by_team(failed), by_team(deployed))
+        ),
+        record(
+            "team:dora_rework_rate:ratio_30d",
+            ratio(by_team(f"sum by (repository) ({REWORK})"), by_team(merged)),
+        ),
+        record(
+            "team_action:github_team_pull_requests:increase_30d",
+            window_increase("github_team_pull_requests_total", "team, action", "30d"),
+        ),
+        record(
+            TEAM_CYCLE_BUCKETS,
+            window_increase(
+                "github_team_pull_request_cycle_time_seconds_bucket", "team, le", "30d"
+            ),
+        ),
+        record(
+            "team:github_team_pull_request_cycle_time_seconds:p50_30d",
+            quantile(0.5, TEAM_CYCLE_BUCKETS, "team"),
+        ),
+        record(
+            TEAM_REVIEW_BUCKETS,
+            window_increase(
+                "github_team_pull_request_first_review_seconds_bucket", "team, le", "30d"
+            ),
+        ),
+        record(
+            "team:github_team_pull_request_first_review_seconds:p50_30d",
+            quantile(0.5, TEAM_REVIEW_BUCKETS, "team"),
+        ),
+    ]
+
+
 # --- Alerts -----------------------------------------------------------------------------------
 
 
@@ -474,6 +562,21 @@ def service_alerts(job: str) -> list[dict[str, Any]]:
             ),
         ),
         alert(
+            "ObserverTeamsFileBroken",
+            "observer_teams_last_reload_successful == 0",
+            for_="15m",
+            severity="warning",
+            summary="observer {{ $labels.instance }} cannot use the changed TEAMS_FILE",
+            description=(
+                "The teams file changed but is not valid YAML or not a valid teams document; "
+                "the last good teams are still used, so new members and teams are not counted."
+            ),
+            runbook=(
+                "Read the warning 'TEAMS_FILE not reloaded' in the logs: it names the line or "
+                "the field (teams.NAME.members.N.FIELD); fix the file or the ConfigMap."
+            ),
+        ),
+        alert(
             "ObserverTargetDown",
             f'up{{job="{job}"}} == 0',
             for_="5m",
@@ -510,7 +613,11 @@ def groups(production: str, job: str) -> list[dict[str, Any]]:
     return [
         {
             "name": "dora-records",
-            "rules": increase_rules() + deployment_rules() + quantile_rules() + tier_rules(),
+            "rules": increase_rules()
+            + deployment_rules()
+            + quantile_rules()
+            + tier_rules()
+            + team_rules(production),
         },
         {"name": "dora-alerts", "rules": dora_alerts(production)},
         {"name": "observer-alerts", "rules": service_alerts(job)},

@@ -6,7 +6,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from observer.domain import Outcome, Result
-from observer.events import deployment_status, issues, ping, pull_request, push
+from observer.events import (
+    deployment_status,
+    issues,
+    ping,
+    pull_request,
+    pull_request_review,
+    push,
+    workflow_run,
+)
 from observer.recorder import Recorder
 
 Handler = Callable[[dict[str, Any], Recorder], Awaitable[Result]]
@@ -17,6 +25,8 @@ HANDLERS: Mapping[str, Handler] = {
     "pull_request": pull_request.handle,
     "push": push.handle,
     "issues": issues.handle,
+    "pull_request_review": pull_request_review.handle,
+    "workflow_run": workflow_run.handle,
 }
 
 

@@ -1,7 +1,8 @@
-"""Events that pipelines push to ``/api/event``: deployments GitHub never sees, and incidents."""
+"""Events pushed to ``/api/event``: deployments GitHub never sees, incidents, and surveys."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -13,6 +14,7 @@ from pydantic import (
     TypeAdapter,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from observer.domain import (
@@ -102,16 +104,54 @@ class IncidentEvent(_Event):
         return value if value is None else _not_ahead(value, info)
 
 
-Event = Annotated[DeploymentEvent | IncidentEvent, Field(discriminator="type")]
+class SurveyEvent(BaseModel):
+    """An anonymous pulse-survey answer: no person, only the team it is about."""
 
-EVENT = TypeAdapter[DeploymentEvent | IncidentEvent](Event)
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["survey"]
+    team: str = Field(
+        min_length=1,
+        max_length=200,
+        description="A team of TEAMS_FILE, without regard to case; any other counts as other.",
+    )
+    satisfaction: int | None = Field(default=None, ge=1, le=5, description="1 to 5.")
+    nps: int | None = Field(
+        default=None, ge=0, le=10, description="How likely to recommend the team, 0 to 10."
+    )
+    timestamp: AwareDatetime | None = Field(
+        default=None, description="When it was answered; the team's size is judged then."
+    )
+    id: EventId | None = Field(
+        default=None, description="Makes the answer idempotent: sent twice, counted once."
+    )
+
+    @model_validator(mode="after")
+    def _answers_something(self) -> SurveyEvent:
+        if self.satisfaction is None and self.nps is None:
+            raise ValueError("give satisfaction, nps, or both")
+        return self
 
 
-def event_list(max_items: int) -> TypeAdapter[list[DeploymentEvent | IncidentEvent]]:
+AnyEvent = DeploymentEvent | IncidentEvent | SurveyEvent
+Event = Annotated[AnyEvent, Field(discriminator="type")]
+
+EVENT = TypeAdapter[AnyEvent](Event)
+
+
+def event_list(max_items: int) -> TypeAdapter[list[AnyEvent]]:
     return TypeAdapter(Annotated[list[Event], Field(min_length=1, max_length=max_items)])
 
 
-async def apply(event: DeploymentEvent | IncidentEvent, recorder: Recorder) -> Result:
+async def apply(event: AnyEvent, recorder: Recorder) -> Result:
+    if isinstance(event, SurveyEvent):
+        return recorder.activity.survey(
+            event.team,
+            event.satisfaction,
+            event.nps,
+            event.timestamp or datetime.now(UTC),
+            f"api:survey:{event.id}" if event.id else None,
+        )
     repository = event.repository.lower()
     if isinstance(event, DeploymentEvent):
         return await recorder.deployment(

@@ -28,7 +28,7 @@ class FileStore(MemoryStore):
     def load_snapshot(self) -> None:
         """Load the snapshot if there is one; a missing file is a first start."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             if not self.path.parent.is_dir():
                 raise SnapshotError(
@@ -38,7 +38,7 @@ class FileStore(MemoryStore):
         except OSError as error:
             raise SnapshotError(f"STATE_URL: cannot read {self.path}: {error.strerror}") from None
         try:
-            self.load(json.loads(text))
+            self.load(json.loads(raw.decode("utf-8")))
         except (ValueError, TypeError, KeyError) as error:
             raise SnapshotError(
                 f"STATE_URL: {self.path} is not a readable observer snapshot ({error}); "
