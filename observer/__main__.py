@@ -89,6 +89,13 @@ def serve() -> int:
     except StartError as error:
         sys.stderr.write(f"observer: {error}\n")
         return 1
+    shutdown = Shutdown(settings.shutdown_timeout)
+    try:
+        app = create_app(settings, shutdown=shutdown)
+    except SnapshotError as error:
+        sock.close()
+        sys.stderr.write(f"observer: {error}\n")
+        return 2
     logs.event("observer starting", **summary(settings))
     for warning in warnings(settings):
         logs.warning(warning)
@@ -97,13 +104,6 @@ def serve() -> int:
     # Ctrl+C.
     signal.signal(signal.SIGTERM, _stopped)
     signal.signal(signal.SIGINT, _stopped)
-    shutdown = Shutdown(settings.shutdown_timeout)
-    try:
-        app = create_app(settings, shutdown=shutdown)
-    except SnapshotError as error:
-        sock.close()
-        sys.stderr.write(f"observer: {error}\n")
-        return 2
     config = uvicorn.Config(
         app,
         log_config=None,

@@ -747,13 +747,6 @@ def poll_status(target: Node, path: str, status: int, deadline: float = 15.0) ->
     return False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="observer/__main__.py does not catch SnapshotError (raised by create_app via "
-    "open_store), so a corrupted snapshot ends the start with a Python traceback of ~15 lines, "
-    "not one line; binary garbage is not even a SnapshotError (FileStore.load_snapshot lets "
-    "UnicodeDecodeError out of Path.read_text)",
-)
 @pytest.mark.parametrize(
     "garbage", [b"\x00\xff\xfe garbage \x80", b"garbage{"], ids=["binary", "text"]
 )
