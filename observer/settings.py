@@ -62,7 +62,6 @@ class Settings(BaseSettings):
     max_events_per_request: int = Field(default=1000, ge=1)
     dedup_capacity: int = Field(default=100_000, ge=100)
 
-    enrichment_queue_size: int = Field(default=1000, ge=1)
     enrichment_concurrency: int = Field(default=4, ge=1, le=64)
     github_timeout: float = Field(default=10.0, gt=0)
     github_max_retries: int = Field(default=3, ge=0, le=10)

@@ -520,13 +520,13 @@ def service_alerts(job: str) -> list[dict[str, Any]]:
             severity="warning",
             summary="observer {{ $labels.instance }} drops lead-time enrichment work",
             description=(
-                "{{ $value | humanize }} deployments in the last 15 minutes got no lead time "
-                "because the enrichment queue was full."
+                "{{ $value | humanize }} deployments in the last 15 minutes got no lead time: "
+                "their enrichment failed 5 times, or was left at shutdown in memory mode."
             ),
             runbook=(
-                "Check observer_github_api_request_duration_seconds and the rate limit: a slow "
-                "or throttled GitHub API backs the queue up; raise ENRICHMENT_QUEUE_SIZE or "
-                "ENRICHMENT_CONCURRENCY only if the API is healthy."
+                "Check observer_enrichment_failures_total by reason and the rate limit: a GitHub "
+                "API that is down or throttled for over 15 minutes exhausts the retries; set "
+                "STATE_URL so that work survives restarts."
             ),
         ),
         alert(
