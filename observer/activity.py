@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from observer.boundedset import RecentKeys, RecentMap
-from observer.domain import Outcome, PullRequest, Result, Review
+from observer.domain import Outcome, PullRequest, Result, Review, at
 from observer.metrics import Metrics
 from observer.settings import Settings
+from observer.state import Store
 from observer.teams import Teams
 from observer.teams_source import TeamsSource
 
@@ -23,16 +23,14 @@ REVERT_BRANCH = re.compile(r"^revert-\d+-")
 
 
 class Activity:
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics, store: Store) -> None:
         self._metrics = metrics
+        # Shared by replicas like every other "seen" and "when": a first review is one per
+        # pull request whichever replica hears of it.
+        self._store = store
         self.teams = TeamsSource(settings.teams_file, settings.min_team_size, metrics)
         self._filter = settings.teams_filter
         self.hotfix_label = settings.hotfix_label.lower()
-        # When pull requests became ready for review: the review payload carries the opening
-        # time but not this one.
-        self._ready: RecentMap[int, datetime] = RecentMap(settings.cache_size)
-        self._first_reviewed = RecentKeys(settings.dedup_capacity)
-        self._surveys = RecentKeys(settings.dedup_capacity)
 
     def counts(self, login: str | None, when: datetime) -> bool:
         """Whether a pull request by ``login`` at that time enters any pull-request figure."""
@@ -56,11 +54,12 @@ class Activity:
         if kind is not None:
             self._metrics.rework.labels(repository, kind).inc()
 
-    def ready_for_review(self, pull_request_id: int, when: datetime) -> None:
-        # A draft may go back and forth: the last time it became ready is when review could start.
-        self._ready[pull_request_id] = when
+    async def ready_for_review(self, pull_request_id: int, when: datetime) -> None:
+        # When it became ready: the review payload carries the opening time but not this one. A
+        # draft may go back and forth: the last time it became ready is when review could start.
+        await self._store.put_many("ready", {str(pull_request_id): when.timestamp()})
 
-    def review(self, review: Review, repository: str) -> Result:
+    async def review(self, review: Review, repository: str) -> Result:
         teams = self.teams.current()
         if teams.left_out(review.reviewer):
             return Result(Outcome.IGNORED, "review by an opted-out login or a bot", repository)
@@ -68,13 +67,13 @@ class Activity:
         if review.reviewer.lower() != review.author.lower() and self.counts(
             review.author, review.submitted_at
         ):
-            self._first_review(teams, review, repository)
+            await self._first_review(teams, review, repository)
         return Result(Outcome.ACCEPTED, repository=repository)
 
-    def survey(
+    async def survey(
         self, team: str, satisfaction: int | None, nps: int | None, when: datetime, key: str | None
     ) -> Result:
-        if key is not None and not self._surveys.add(key):
+        if key is not None and not await self._store.add("event", key):
             return Result(Outcome.DUPLICATE, "survey answer already counted")
         label = self.teams.current().label_for_name(team, when)
         if satisfaction is not None:
@@ -92,10 +91,11 @@ class Activity:
                 cycle = (pull_request.merged_at - pull_request.created_at).total_seconds()
                 self._metrics.team_pull_request_cycle_time.labels(team).observe(max(cycle, 0.0))
 
-    def _first_review(self, teams: Teams, review: Review, repository: str) -> None:
-        if not self._first_reviewed.add(f"first_review:{review.pull_request_id}"):
+    async def _first_review(self, teams: Teams, review: Review, repository: str) -> None:
+        if not await self._store.add("event", f"first_review:{review.pull_request_id}"):
             return
-        ready = self._ready.get(review.pull_request_id)
+        known = await self._store.get_many("ready", [str(review.pull_request_id)])
+        ready = at(float(known[str(review.pull_request_id)])) if known else None
         start = ready if ready is not None and ready > review.opened_at else review.opened_at
         waited = max((review.submitted_at - start).total_seconds(), 0.0)
         self._metrics.pull_request_first_review.labels(repository).observe(waited)

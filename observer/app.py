@@ -50,7 +50,7 @@ def create_app(
     stopping = shutdown if shutdown is not None else Shutdown(settings.shutdown_timeout)
     store = open_store(settings)
     # Teams are read here, so that a broken TEAMS_FILE stops the start.
-    activity = Activity(settings, metrics)
+    activity = Activity(settings, metrics, store)
     endpoints = Endpoints(settings, metrics, activity.teams.refresh)
     labels = LabelPolicy(
         settings.repositories, settings.max_repositories, settings.max_environments, metrics

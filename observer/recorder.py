@@ -127,7 +127,7 @@ class Recorder:
             return _not_allowed(review.repository)
         if not await self._first_time(review.key):
             return Result(Outcome.DUPLICATE, "review already counted", repository)
-        return self.activity.review(review, repository)
+        return await self.activity.review(review, repository)
 
     async def push(self, push: Push) -> Result:
         repository = self._labels.repository(push.repository)

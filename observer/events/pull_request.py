@@ -65,7 +65,7 @@ async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
         action, key = "closed", f"pull_request:{pr.id}:closed:{pr.closed_at}"
     elif event.action == "ready_for_review" and pr.updated_at is not None:
         # Remembered for the time to first review; nothing is counted.
-        recorder.activity.ready_for_review(pr.id, pr.updated_at)
+        await recorder.activity.ready_for_review(pr.id, pr.updated_at)
         return Result(Outcome.IGNORED, "ready for review: remembered for the first review")
     else:
         return Result(Outcome.IGNORED, f"action {event.action!r} is not counted")

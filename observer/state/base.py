@@ -48,6 +48,8 @@ def kinds(*, seen: int, cache: int) -> dict[str, Kind]:
         Kind("branch", cache, 90 * DAY),
         Kind("shipment", max(cache // 10, 100), 30 * DAY),
         Kind("incident", cache, 365 * DAY),
+        # When pull requests became ready for review, for the time to first review.
+        Kind("ready", cache, 90 * DAY),
     ]
     return {kind.name: kind for kind in table}
 
