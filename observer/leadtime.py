@@ -186,11 +186,16 @@ def _brought_by_merges(
             parents = by_sha[sha].parents
             sha = parents[0] if parents else None
         pending = list(merge.parents[1:])
+        walked: set[str] = set()
         while pending:
             side = pending.pop()
-            if side not in by_sha or side in mainline or side in pulls or side in brought:
+            if side not in by_sha or side in mainline or side in walked:
                 continue
-            brought[side] = pull
+            walked.add(side)
+            # Another pull request's commits stay its own, but what lies behind them (a
+            # commit on develop before a feature's merge) came with this one.
+            if side not in pulls and side not in brought:
+                brought[side] = pull
             pending.extend(by_sha[side].parents)
     return brought
 

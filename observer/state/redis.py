@@ -132,7 +132,7 @@ class RedisStore:
         spec, prefix, now = self.kinds[kind], self._value_prefix(kind), time.time()
         async with _reachable(), self._redis.pipeline(transaction=True) as pipe:
             for key, value in items.items():
-                pipe.set(prefix + key, _dumps(value), ex=int(spec.ttl))
+                pipe.set(prefix + key, _dumps(value), px=_millis(spec.ttl))
             pipe.zadd(self._index(kind), dict.fromkeys(items, now))
             await pipe.execute()
             await self._trim_kind(kind, now)
@@ -145,7 +145,7 @@ class RedisStore:
             for key, value in items.items():
                 pipe.rpush(prefix + key, _dumps(value))
                 pipe.ltrim(prefix + key, -limit, -1)
-                pipe.expire(prefix + key, int(spec.ttl))
+                pipe.pexpire(prefix + key, _millis(spec.ttl))
             pipe.zadd(self._index(kind), dict.fromkeys(items, now))
             await pipe.execute()
             await self._trim_kind(kind, now)
@@ -178,7 +178,7 @@ class RedisStore:
                         pipe.delete(name)
                         pipe.zrem(self._index(kind), key)
                     else:
-                        pipe.set(name, _dumps(value), ex=int(spec.ttl))
+                        pipe.set(name, _dumps(value), px=_millis(spec.ttl))
                         pipe.zadd(self._index(kind), {key: now})
                     await pipe.execute()
                 except WatchError:
@@ -198,9 +198,7 @@ class RedisStore:
     async def lock(self, name: str, ttl: float) -> str | None:
         token = secrets.token_hex(8)
         async with _reachable():
-            taken = await self._redis.set(
-                f"{PREFIX}lock:{name}", token, nx=True, px=max(int(ttl * 1000), 1)
-            )
+            taken = await self._redis.set(f"{PREFIX}lock:{name}", token, nx=True, px=_millis(ttl))
         return token if taken else None
 
     async def unlock(self, name: str, token: str) -> None:
@@ -217,3 +215,8 @@ class RedisStore:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
+
+
+def _millis(seconds: float) -> int:
+    """A time to live for Redis, in milliseconds: a Kind's ttl is not always whole seconds."""
+    return max(int(seconds * 1000), 1)
