@@ -64,6 +64,13 @@ def parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--days", type=int, default=28, help="days of history, ending now (28)")
     demo.add_argument("--seed", type=int, default=7, help="seed of the pseudo-random history")
+    demo.add_argument(
+        "--pause",
+        type=float,
+        default=25.0,
+        help="seconds between the two halves of the history, so that Prometheus scrapes the "
+        "first before the second arrives and every rate() has data (25; 0 sends it at once)",
+    )
     return root
 
 
@@ -73,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         # Imported here: serving never needs the demo's code.
         from observer import demo
 
-        return demo.main(args.url, days=args.days, seed=args.seed)
+        return demo.main(args.url, days=args.days, seed=args.seed, pause=args.pause)
     return serve()
 
 

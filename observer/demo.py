@@ -18,6 +18,7 @@ import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from time import sleep
 from typing import Any
 
 import httpx
@@ -331,14 +332,25 @@ def send(url: str, secret: bytes, history: list[Sent], seed: int) -> dict[int, i
     return statuses
 
 
-def main(url: str, *, days: int = 28, seed: int = 7) -> int:
+def main(url: str, *, days: int = 28, seed: int = 7, pause: float = 0.0) -> int:
     secret = os.environ.get("WEBHOOK_SECRET", "")
     if not secret:
         sys.stderr.write("observer demo: WEBHOOK_SECRET is required (the running observer's)\n")
         return 2
     history = History(datetime.now(UTC), days, seed).build()
+    # rate() and increase() see nothing of a series born with its final value: with a pause,
+    # Prometheus scrapes the first half before the second arrives, so rules and panels that
+    # read increases have data at once.
+    halves = [history[: len(history) // 2], history[len(history) // 2 :]] if pause else [history]
+    statuses: dict[int, int] = {}
     try:
-        statuses = send(url, secret.encode(), history, seed)
+        for index, part in enumerate(halves):
+            if index:
+                sys.stdout.write(f"waiting {pause:g} s for Prometheus to scrape the first half\n")
+                sys.stdout.flush()
+                sleep(pause)
+            for status, count in send(url, secret.encode(), part, seed + index).items():
+                statuses[status] = statuses.get(status, 0) + count
     except httpx.HTTPError as error:
         sys.stderr.write(f"observer demo: cannot reach {url}: {error}\n")
         return 1

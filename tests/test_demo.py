@@ -37,7 +37,11 @@ def demo(url: str, secret: str | None = SECRET) -> subprocess.CompletedProcess[s
     if secret is not None:
         env["WEBHOOK_SECRET"] = secret
     return subprocess.run(
-        [*observer_command(), "demo", url], env=env, capture_output=True, text=True, timeout=120
+        [*observer_command(), "demo", url, "--pause", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

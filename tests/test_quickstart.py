@@ -114,8 +114,11 @@ def test_prometheus_loads_the_shipped_rules_and_scrapes_observer(tmp_path: Path)
     with start_observer(secret=SECRET) as observer:
         # The one change from the quickstart: its target, the compose service, is local here.
         assert config.count("observer:8080") == 1
+        # ... and its intervals, shortened so the test does not wait for ten-second rounds.
         (etc / "prometheus.yml").write_text(
-            config.replace("observer:8080", f"127.0.0.1:{observer.port}")
+            config.replace("observer:8080", f"127.0.0.1:{observer.port}").replace(
+                "_interval: 10s", "_interval: 1s"
+            )
         )
         flags["--config.file"] = str(etc / "prometheus.yml")
         flags["--storage.tsdb.path"] = str(tmp_path / "data")
@@ -128,26 +131,37 @@ def test_prometheus_loads_the_shipped_rules_and_scrapes_observer(tmp_path: Path)
             stderr=subprocess.STDOUT,
         )
         try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while scraped(url)["up"] != 1 and time.monotonic() < deadline:
+                time.sleep(0.2)
             demo = subprocess.run(
-                [*observer_command(), "demo", observer.url],
+                # The pause lets Prometheus scrape the first half before the second arrives.
+                [*observer_command(), "demo", observer.url, "--pause", "4"],
                 env={"WEBHOOK_SECRET": SECRET, "PATH": "/usr/bin:/bin"},
                 capture_output=True,
                 text=True,
                 timeout=120,
             )
             assert demo.returncode == 0, demo.stderr
-            url = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 60
             state: dict[str, Any] = {}
             while time.monotonic() < deadline:
                 state = scraped(url)
-                if state["up"] == 1 and state["deployments"] > 0 and state["evaluated"]:
+                if (
+                    state["up"] == 1
+                    and state["deployments"] > 0
+                    and state["evaluated"]
+                    and state["recorded"] > 0
+                ):
                     break
                 time.sleep(0.5)
             assert state.get("up") == 1, (tmp_path / "prometheus.log").read_text()
             assert state["deployments"] > 0
             assert state["evaluated"] and state["unhealthy"] == []
             assert state["groups"] >= 3
+            # A recording rule that reads increases has data: the dashboards are not empty.
+            assert state["recorded"] > 0
         finally:
             stop(process)
             log.close()
@@ -155,19 +169,27 @@ def test_prometheus_loads_the_shipped_rules_and_scrapes_observer(tmp_path: Path)
 
 def scraped(url: str) -> dict[str, Any]:
     """What Prometheus has: the target's health, the demo's deployments, the rules' health."""
-    state: dict[str, Any] = {"up": None, "deployments": 0.0, "evaluated": False, "groups": 0}
+    state: dict[str, Any] = {
+        "up": None, "deployments": 0.0, "evaluated": False, "groups": 0, "recorded": 0.0,
+    }  # fmt: skip
     try:
         up = httpx.get(f"{url}/api/v1/query", params={"query": 'up{job="observer"}'}).json()
         deployments = httpx.get(
             f"{url}/api/v1/query", params={"query": "sum(dora_deployments_total)"}
         ).json()
         groups = httpx.get(f"{url}/api/v1/rules").json()["data"]["groups"]
+        recorded = httpx.get(
+            f"{url}/api/v1/query",
+            params={"query": "sum(repository_environment:dora_deployments:per_day_7d)"},
+        ).json()
     except httpx.TransportError:
         return state
     if up["data"]["result"]:
         state["up"] = float(up["data"]["result"][0]["value"][1])
     if deployments["data"]["result"]:
         state["deployments"] = float(deployments["data"]["result"][0]["value"][1])
+    if recorded["data"]["result"]:
+        state["recorded"] = float(recorded["data"]["result"][0]["value"][1])
     rules = [rule for group in groups for rule in group["rules"]]
     state["groups"] = len(groups)
     state["evaluated"] = bool(rules) and all(
