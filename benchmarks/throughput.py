@@ -146,11 +146,23 @@ async def exchange(
     await writer.drain()
     status = int((await reader.readline()).split()[1])
     length = 0
+    chunked = False
     while (line := await reader.readline()) not in (b"\r\n", b""):
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
+        name = name.strip().lower()
+        if name == b"content-length":
             length = int(value)
-    return status, await reader.readexactly(length)
+        elif name == b"transfer-encoding":
+            # prometheus-client's own ASGI app (before) answers without a length.
+            chunked = b"chunked" in value.lower()
+    if not chunked:
+        return status, await reader.readexactly(length)
+    chunks = []
+    while size := int((await reader.readline()).split(b";")[0], 16):
+        chunks.append(await reader.readexactly(size))
+        await reader.readline()
+    await reader.readline()
+    return status, b"".join(chunks)
 
 
 async def load(port: int, requests: list[tuple[bytes, bytes]], concurrency: int) -> Figures:
