@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import make_asgi_app
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.registry import Collector
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from observer import __version__, logs
 from observer.body import (
@@ -60,16 +63,50 @@ def _unavailable() -> JSONResponse:
 
 
 class MetricsEndpoint:
-    """prometheus-client's own exposition: content negotiation, OpenMetrics and gzip."""
+    """prometheus-client's exposition, rendered off the event loop.
 
-    def __init__(self, app: ASGIApp, before: Callable[[], object] = lambda: None) -> None:
-        self._app = app
+    prometheus-client's own ASGI app renders on the event loop: at 10,000 series that is
+    170-280 ms during which no webhook is answered. The rendering runs in a worker thread
+    instead, with prometheus-client's own content negotiation (OpenMetrics when asked, gzip
+    when accepted, ``name[]`` to restrict).
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry, before: Callable[[], object] = lambda: None
+    ) -> None:
+        self._registry = registry
         # Brings series that follow a file (team ownership) up to date before each scrape.
         self._before = before
+        # One rendering at a time: concurrent scrapes would only share one core's worth of GIL
+        # and hold a thread each.
+        self._rendering = asyncio.Lock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
         self._before()
-        await self._app(scope, receive, send)
+        names = request.query_params.getlist("name[]")
+        async with self._rendering:
+            body, headers = await asyncio.to_thread(
+                _render,
+                self._registry,
+                ",".join(request.headers.getlist("accept")),
+                ",".join(request.headers.getlist("accept-encoding")),
+                names,
+            )
+        await Response(body, headers=headers)(scope, receive, send)
+
+
+def _render(
+    registry: CollectorRegistry, accept: str, accept_encoding: str, names: list[str]
+) -> tuple[bytes, dict[str, str]]:
+    encoder, content_type = choose_encoder(accept)
+    collector: Collector = registry.restricted_registry(names) if names else registry
+    body = encoder(collector)
+    headers = {"Content-Type": content_type}
+    if gzip_accepted(accept_encoding):
+        body = gzip.compress(body)
+        headers["Content-Encoding"] = "gzip"
+    return body, headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +145,7 @@ class Endpoints:
             Route("/api/event", self.api_event, methods=["POST"]),
             Route(
                 "/metrics",
-                MetricsEndpoint(make_asgi_app(self._metrics.registry), self._before_scrape),
+                MetricsEndpoint(self._metrics.registry, self._before_scrape),
             ),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),

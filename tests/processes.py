@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -10,9 +11,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -65,6 +67,29 @@ class ObserverProcess:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def log_lines(
+        self,
+        until: Callable[[list[dict[str, Any]]], bool] = lambda lines: True,
+        timeout: float = 10.0,
+    ) -> list[dict[str, Any]]:
+        """The JSON lines written so far, once ``until`` holds of them (or the timeout passes).
+
+        The service writes its lines from a thread, shortly after answering: a test that reads
+        the line of a request it just sent waits for it.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.logs()
+            # A line still being written is not a line yet.
+            lines = [
+                json.loads(line)
+                for line in text.splitlines(keepends=True)
+                if line.endswith("\n") and line.strip()
+            ]
+            if until(lines) or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.02)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -37,8 +38,20 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
     )
 
 
-def log_lines(observer: ObserverProcess) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in observer.logs().splitlines() if line.strip()]
+def log_lines(
+    observer: ObserverProcess, until: Callable[[list[dict[str, Any]]], bool] = lambda lines: True
+) -> list[dict[str, Any]]:
+    return observer.log_lines(until)
+
+
+def has(message: str, **fields: Any) -> Callable[[list[dict[str, Any]]], bool]:
+    def found(lines: list[dict[str, Any]]) -> bool:
+        return any(
+            line["message"] == message and all(line.get(k) == v for k, v in fields.items())
+            for line in lines
+        )
+
+    return found
 
 
 @pytest.mark.parametrize("env", [{}, {"WEBHOOK_SECRET": SECRET, "PORT": "1"}])
@@ -90,7 +103,7 @@ def test_one_start_line_with_the_version_and_the_settings_in_force() -> None:
         "PRODUCTION_ENVIRONMENTS": "^(production|live)$",
     }
     with start_observer(env, secret=SECRET) as running:
-        lines = log_lines(running)
+        lines = log_lines(running, has("observer starting"))
         text = running.logs()
     starts = [line for line in lines if line["message"] == "observer starting"]
     assert len(starts) == 1
@@ -110,7 +123,7 @@ def test_one_start_line_with_the_version_and_the_settings_in_force() -> None:
 @pytest.mark.parametrize("secret", ["change-me", "short-secret"])
 def test_a_placeholder_or_short_secret_is_warned_about_at_start(secret: str) -> None:
     with start_observer(secret=secret) as running:
-        lines = log_lines(running)
+        lines = log_lines(running, has("observer starting"))
         text = running.logs()
     warned = [line for line in lines if "WEBHOOK_SECRET" in line["message"]]
     assert len(warned) == 1 and warned[0]["level"] == "warning"
@@ -137,7 +150,8 @@ def test_at_log_level_warning_refusals_show_and_accepted_deliveries_do_not() -> 
         bad_token = {"Authorization": "Bearer nope"}
         response = httpx.post(f"{running.url}/api/event", json={}, headers=bad_token)
         assert response.status_code == 401
-        lines = [line for line in log_lines(running) if line["logger"] == "observer"]
+        written = log_lines(running, has("api event", status=401))
+        lines = [line for line in written if line["logger"] == "observer"]
     deliveries = {
         line.get("delivery"): line for line in lines if line["message"] == "webhook delivery"
     }
@@ -175,7 +189,8 @@ def test_api_event_log_lines_carry_type_repository_and_id() -> None:
             },
         ]
         assert httpx.post(f"{running.url}/api/event", json=two, headers=token).status_code == 200
-        lines = [line for line in log_lines(running) if line["message"] == "api event"]
+        written = log_lines(running, has("api event", events=2))
+        lines = [line for line in written if line["message"] == "api event"]
     assert (lines[0]["type"], lines[0]["repository"], lines[0]["id"]) == (
         "deployment",
         "octo/app",

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import gzip
+import threading
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Metric
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.testclient import TestClient
 
 from observer import __version__
+from observer.app import create_app
 from observer.events import HANDLERS
 from observer.metrics import WEBHOOK_EVENTS
-from tests.conftest import API_TOKEN, SECRET, Service
+from tests.conftest import API_TOKEN, SECRET, Service, make_settings
 from tests.exposition import CONTRACT_BUCKETS, Exposition
 from tests.test_api_event import deployment
 
@@ -118,3 +126,52 @@ def test_wrong_methods_and_paths_are_4xx(service: Service) -> None:
     assert service.client.get("/api/event").status_code == 405
     assert service.client.post("/healthz").status_code == 405
     assert service.client.get("/nope").status_code == 404
+
+
+def test_metrics_can_be_restricted_by_name(service: Service) -> None:
+    response = service.client.get("/metrics", params={"name[]": "observer_build_info"})
+    assert "observer_build_info" in response.text
+    assert "dora_deployments_total" not in response.text
+
+
+class _HeldCollector(Collector):
+    """Holds a scrape in collect() until told the webhook was answered, or 5 s have passed."""
+
+    def __init__(self) -> None:
+        # Off until the test arms it: registration collects once to read the names.
+        self.armed = False
+        self.collecting = threading.Event()
+        self.webhook_answered = threading.Event()
+        self.answered_during_collect: bool | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.armed:
+            self.collecting.set()
+            self.answered_during_collect = self.webhook_answered.wait(timeout=5)
+        yield GaugeMetricFamily("held_scrape", "A collector that holds the scrape.", value=1)
+
+
+def test_a_webhook_is_answered_while_a_scrape_renders() -> None:
+    registry = CollectorRegistry()
+    held = _HeldCollector()
+    registry.register(held)
+    order: list[str] = []
+    with TestClient(create_app(make_settings(), registry)) as client:
+        service = Service(client, make_settings())
+
+        def scrape() -> None:
+            response = client.get("/metrics", headers={"Accept-Encoding": "gzip"})
+            assert "held_scrape 1.0" in response.text
+            order.append("scrape")
+
+        held.armed = True
+        scraper = threading.Thread(target=scrape)
+        scraper.start()
+        assert held.collecting.wait(timeout=10)
+        response = service.deliver_fixture("deployment_status_success")
+        assert response.status_code == 200
+        order.append("webhook")
+        held.webhook_answered.set()
+        scraper.join(timeout=10)
+    assert order == ["webhook", "scrape"]
+    assert held.answered_during_collect is True

@@ -58,9 +58,13 @@ def deployments(observer: ObserverProcess, repository: str, environment: str) ->
     }
 
 
-def api_log_ids(observer: ObserverProcess) -> list[str]:
-    lines = [json.loads(line) for line in observer.logs().splitlines() if line.strip()]
-    return [line["id"] for line in lines if line["message"] == "api event" and "id" in line]
+def api_log_ids(observer: ObserverProcess, expected: str | None = None) -> list[str]:
+    """The ids logged for /api/event requests; waits for ``expected`` to be among them."""
+
+    def ids(lines: list[dict[str, Any]]) -> list[str]:
+        return [line["id"] for line in lines if line["message"] == "api event" and "id" in line]
+
+    return ids(observer.log_lines(lambda lines: expected is None or expected in ids(lines)))
 
 
 # --- GitHub Actions ---------------------------------------------------------------------------
@@ -115,7 +119,7 @@ def test_the_github_actions_snippet(
     after = deployments(observer, "octo-org/shop", "production")
     assert after[counted] - before[counted] == 1
     assert sum(after.values()) - sum(before.values()) == 1
-    assert f"github-{run_id}-1" in api_log_ids(observer)
+    assert f"github-{run_id}-1" in api_log_ids(observer, f"github-{run_id}-1")
 
 
 # --- GitLab CI --------------------------------------------------------------------------------
@@ -165,7 +169,7 @@ def test_the_gitlab_snippet(
     else:
         assert after[counted] - before[counted] == 1
         assert sum(after.values()) - sum(before.values()) == 1
-        assert f"gitlab-{job_id}" in api_log_ids(observer)
+        assert f"gitlab-{job_id}" in api_log_ids(observer, f"gitlab-{job_id}")
 
 
 # --- Jenkins ----------------------------------------------------------------------------------
@@ -207,7 +211,9 @@ def test_the_jenkins_snippet(observer: ObserverProcess, result: str, counted: st
         assert after[counted] - before[counted] == 1
         assert sum(after.values()) - sum(before.values()) == 1
         # The id is Jenkins' BUILD_TAG as it is, not prefixed a second time.
-        assert f"jenkins-deploy-app-{number}" in api_log_ids(observer)
+        assert f"jenkins-deploy-app-{number}" in api_log_ids(
+            observer, f"jenkins-deploy-app-{number}"
+        )
     assert not [i for i in api_log_ids(observer) if i.startswith("jenkins-jenkins-")]
 
 
