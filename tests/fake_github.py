@@ -119,6 +119,11 @@ class FakeGitHub:
         self._record(hook, guid, event, recorded_status or status, redelivery=False)
         return guid
 
+    def mirror(self, guid: str, target: str) -> int:
+        """Send a recorded delivery, as it was, to another receiver (a reference observer)."""
+        event, body = self.delivery_bodies[guid]
+        return self._send(target, guid, event, body)
+
     def attempts(self, hook: str) -> list[dict[str, Any]]:
         return list(self.hook_attempts.get(hook, []))
 
