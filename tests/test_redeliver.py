@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from pydantic import ValidationError
 
@@ -18,6 +19,7 @@ from tests.payloads import pull_request
 from tests.processes import ObserverProcess, free_port, start_observer
 from tests.redis_server import running_redis
 from tests.story import deployment_status, merged_pull, push
+from tests.test_github_client import make_key
 
 HOOK = "/orgs/octo-org/hooks/1"
 HOOK_SETTING = "orgs/octo-org/hooks/1"
@@ -194,6 +196,33 @@ def test_two_replicas_sharing_redis_redeliver_each_missed_delivery_once(
         asked = [a["guid"] for a in fake.attempts(HOOK) if a["redelivery"]]
         assert sorted(asked) == sorted(missed)
         assert sum(counted(replica) for replica in replicas) == len(missed)
+
+
+def test_the_apps_own_webhook_is_read_and_redelivered_with_the_apps_jwt(fake: FakeGitHub) -> None:
+    app_hook = "/app/hook"
+    fake.hook_attempts[app_hook] = []
+    pushes = [push([(f"p{n}", float(n))], before=f"p{n - 1}") for n in range(1, 4)]
+    missed = [fake.deliver(app_hook, "push", payload, None) for payload in pushes]
+    pem, public_key = make_key()
+    port = free_port()
+    fake.webhook_target = f"http://127.0.0.1:{port}/webhook"
+    env = {
+        "GITHUB_API_URL": fake.url,
+        "GITHUB_APP_ID": "424242",
+        "GITHUB_APP_INSTALLATION_ID": "99",
+        "GITHUB_APP_PRIVATE_KEY": pem,
+        "REDELIVER_HOOKS": "app",
+        "REDELIVER_INTERVAL": "0.5",
+    }
+    with start_observer(env, port=port) as observer:
+        wait_for(lambda: counted(observer) == len(missed), "every one counted")
+        assert redeliveries(observer, "requested") == len(missed)
+    calls = [(path, auth) for path, auth in fake.requests if path.startswith(app_hook)]
+    assert calls and all(auth is not None for _, auth in calls)
+    for _, auth in calls:
+        claims = jwt.decode(str(auth).removeprefix("Bearer "), public_key, algorithms=["RS256"])
+        assert claims["iss"] == "424242"
+    assert sorted(a["guid"] for a in fake.attempts(app_hook) if a["redelivery"]) == sorted(missed)
 
 
 @pytest.mark.parametrize(
