@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -19,12 +20,13 @@ from observer.activity import Activity
 from observer.deploy_workflows import DeployWorkflows
 from observer.enrichment import Deployments, Enrichment
 from observer.github import GitHubClient, create_http_client
-from observer.github_auth import token_source
+from observer.github_auth import AppInstallationToken, AppJwt, TokenSource, token_source
 from observer.knowledge import Knowledge
 from observer.labels import LabelPolicy
 from observer.leadtime import LeadTime
 from observer.metrics import Metrics
 from observer.recorder import Recorder
+from observer.redeliver import Hook, Redelivery, hook_path
 from observer.routes import Endpoints, Services
 from observer.settings import Settings
 from observer.shutdown import Shutdown
@@ -61,7 +63,8 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(store.close)
             knowledge = Knowledge(store)
-            source = await _source(settings, metrics, knowledge, stack, github_transport)
+            github = await _github(settings, metrics, stack, github_transport)
+            source = _source(settings, metrics, knowledge, github)
             lead_time = LeadTime(knowledge, source, store, metrics)
             enrichment = Enrichment(
                 store,
@@ -87,12 +90,17 @@ def create_app(
             logs.event("state store", mode=store.mode)
             enrichment.start()
             app.state.enrichment = enrichment
+            redelivery = _redelivery(settings, metrics, store, github)
             endpoints.ready = True
+            if redelivery is not None:
+                redelivery.start()
             try:
                 yield {"services": Services(recorder, store)}
             finally:
                 endpoints.ready = False
                 stopping.begin()
+                if redelivery is not None:
+                    await redelivery.stop()
                 await enrichment.stop(stopping.remaining(), finish_waiting=store.mode == "memory")
                 if saver is not None:
                     saver.cancel()
@@ -103,31 +111,71 @@ def create_app(
     return Starlette(routes=endpoints.routes(), lifespan=lifespan)
 
 
-async def _source(
+@dataclass(frozen=True, slots=True)
+class _GitHub:
+    http: httpx.AsyncClient
+    auth: TokenSource
+    client: GitHubClient
+
+
+async def _github(
     settings: Settings,
     metrics: Metrics,
-    knowledge: Knowledge,
     stack: contextlib.AsyncExitStack,
     transport: httpx.AsyncBaseTransport | None,
-) -> Source:
+) -> _GitHub | None:
     if not settings.enrichment_enabled:
-        logs.event(
-            "lead time from the GitHub API is off: GITHUB_TOKEN is not set; deployments get "
-            "lead times from the commits they list or from the pushes seen"
-        )
-        return WebhookSource(knowledge)
+        return None
     http = await stack.enter_async_context(create_http_client(settings, transport=transport))
     auth = token_source(settings, http)
     assert auth is not None  # enrichment is enabled only with a way to authenticate
-    client = GitHubClient(
+    return _GitHub(http, auth, _client(settings, metrics, http, auth))
+
+
+def _client(
+    settings: Settings, metrics: Metrics, http: httpx.AsyncClient, auth: TokenSource
+) -> GitHubClient:
+    return GitHubClient(
         http,
         metrics,
         auth,
         max_retries=settings.github_max_retries,
         max_rate_limit_wait=settings.github_max_rate_limit_wait,
     )
+
+
+def _source(
+    settings: Settings, metrics: Metrics, knowledge: Knowledge, github: _GitHub | None
+) -> Source:
+    if github is None:
+        logs.event(
+            "lead time from the GitHub API is off: GITHUB_TOKEN is not set; deployments get "
+            "lead times from the commits they list or from the pushes seen"
+        )
+        return WebhookSource(knowledge)
     logs.event("lead-time enrichment is on", github_api_url=str(settings.github_api_url))
-    return GitHubSource(client, knowledge, metrics, max_pages=settings.compare_max_pages)
+    return GitHubSource(github.client, knowledge, metrics, max_pages=settings.compare_max_pages)
+
+
+def _redelivery(
+    settings: Settings, metrics: Metrics, store: Store, github: _GitHub | None
+) -> Redelivery | None:
+    if not settings.redeliver_hooks or github is None:
+        return None
+    hooks = []
+    for name in settings.redeliver_hooks:
+        client = github.client
+        if name == "app":
+            # Settings allow 'app' only with a GitHub App, whose own hook takes its JWT.
+            assert isinstance(github.auth, AppInstallationToken)
+            client = _client(settings, metrics, github.http, AppJwt(github.auth))
+        hooks.append(Hook(name, hook_path(name), client))
+    logs.event(
+        "missed-delivery recovery is on",
+        hooks=list(settings.redeliver_hooks),
+        interval=settings.redeliver_interval,
+    )
+    return Redelivery(hooks, store, metrics, interval=settings.redeliver_interval)
 
 
 def _start_saving(store: Store, interval: float) -> asyncio.Task[None] | None:

@@ -41,6 +41,7 @@ from observer.github_models import (
     COMMITS,
     COMPARISON,
     DEPLOYMENTS,
+    HOOK_DELIVERIES,
     PULLS,
     STATUSES,
     ApiCommit,
@@ -48,6 +49,7 @@ from observer.github_models import (
     ApiPull,
     Comparison,
     ComparisonBody,
+    DeliveryPage,
     same_repo,
 )
 from observer.metrics import Metrics
@@ -236,6 +238,23 @@ class GitHubClient:
             commits.update(found_commits)
             pulls.update(found_pulls)
         return PullLookup(commits=commits, pulls=pulls, truncated=cut)
+
+    async def hook_deliveries(self, hook: str, cursor: str | None = None) -> DeliveryPage:
+        """One page of a webhook's delivery attempts, newest first (``hook``: its REST path)."""
+        path = f"{hook}/deliveries"
+        params: Params = {"per_page": PER_PAGE}
+        if cursor is not None:
+            params["cursor"] = cursor
+        response = await self._get(path, params)
+        found = parse(HOOK_DELIVERIES, response, path)
+        # Only the cursor is taken from the link: requests stay on the configured API URL.
+        link = response.links.get("next", {}).get("url")
+        following = httpx.URL(link).params.get("cursor") if link else None
+        return DeliveryPage(tuple(found), following or None)
+
+    async def redeliver(self, hook: str, delivery_id: int) -> None:
+        """Ask GitHub to deliver one of the hook's deliveries again (it answers 202)."""
+        await self._request("POST", f"{hook}/deliveries/{delivery_id}/attempts")
 
     async def _get(
         self, path: str, params: Params | None = None, missing: frozenset[int] = frozenset({404})

@@ -105,6 +105,19 @@ class AppInstallationToken:
         self._renew_at = answer.expires_at.timestamp() - REFRESH_MARGIN
 
 
+class AppJwt:
+    """The App's own JWT as a token: what the App's endpoints (``/app/...``) accept."""
+
+    def __init__(self, app: AppInstallationToken) -> None:
+        self._app = app
+
+    def __repr__(self) -> str:
+        return f"AppJwt({self._app!r})"
+
+    async def token(self) -> str:
+        return self._app.app_jwt()
+
+
 def token_source(settings: Settings, http: httpx.AsyncClient) -> TokenSource | None:
     """The configured way to authenticate, or None when enrichment is off."""
     if settings.github_token is not None:

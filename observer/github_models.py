@@ -107,12 +107,31 @@ class StatusBody(Model):
     state: str
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryPage:
+    deliveries: tuple[HookDelivery, ...]
+    # GitHub pages deliveries by an opaque cursor, given in the Link header's rel="next".
+    next_cursor: str | None
+
+
+class HookDelivery(Model):
+    """One attempt to deliver a webhook; a redelivery is a new attempt with the same guid."""
+
+    id: int
+    guid: str
+    # 0 when no answer came back (a timeout, a refused connection).
+    status_code: int
+    redelivery: bool = False
+    event: str = ""
+
+
 COMPARISON = TypeAdapter(ComparisonBody)
 COMMIT = TypeAdapter(CommitBody)
 COMMITS = TypeAdapter(list[CommitBody])
 PULLS = TypeAdapter(list[PullBody])
 DEPLOYMENTS = TypeAdapter(list[DeploymentBody])
 STATUSES = TypeAdapter(list[StatusBody])
+HOOK_DELIVERIES = TypeAdapter(list[HookDelivery])
 
 
 def same_repo(head: Branch, base: Branch) -> bool:

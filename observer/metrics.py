@@ -53,6 +53,7 @@ SATISFACTION_BUCKETS = (1, 2, 3, 4, 5)
 NPS_BUCKETS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
 REVIEW_STATES = ("approved", "changes_requested", "commented", "dismissed")
 REWORK_KINDS = ("revert", "hotfix")
+REDELIVERY_RESULTS = ("requested", "failed", "skipped")
 ENRICHMENT_FAILURES = (
     "rate_limited", "timeout", "unreachable", "server_error", "not_found",
     "unauthorized", "malformed", "error",
@@ -231,6 +232,15 @@ class Metrics:
             registry=registry,
         )
 
+        # Missed-delivery recovery (REDELIVER_HOOKS).
+        self.redeliveries = Counter(
+            "observer_redeliveries_total",
+            "Failed webhook deliveries: redelivery requested from GitHub, the request failed, "
+            "or skipped because observer had processed the delivery anyway.",
+            ["result"],
+            registry=registry,
+        )
+
         self._teams_and_activity(registry)
         self._initialise_known_labels()
         self._add_runtime_collectors()
@@ -342,6 +352,8 @@ class Metrics:
             self.labels_folded.labels(label=label)
         for reason in ENRICHMENT_FAILURES:
             self.enrichment_failures.labels(reason=reason)
+        for result in REDELIVERY_RESULTS:
+            self.redeliveries.labels(result=result)
 
 
 class LastReported(Collector):

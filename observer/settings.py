@@ -31,6 +31,11 @@ FILE_SECRETS = (
 STATE_SCHEMES = ("file", "redis", "rediss")
 
 REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/(?:[A-Za-z0-9_.-]+|\*)$")
+# A webhook whose deliveries can be listed and redelivered: an organisation's, a repository's,
+# or (``app``) the GitHub App's own.
+HOOK_PATTERN = re.compile(
+    r"^(?:orgs/[A-Za-z0-9_.-]+/hooks/[0-9]+|repos/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/hooks/[0-9]+|app)$"
+)
 
 
 class Settings(BaseSettings):
@@ -85,6 +90,10 @@ class Settings(BaseSettings):
     hotfix_label: str = Field(default="hotfix", min_length=1)
     deploy_workflows: Annotated[tuple[tuple[str, str], ...], NoDecode] = ()
     deploy_branches: Annotated[tuple[str, ...], NoDecode] = ()
+
+    # Missed-delivery recovery: the hooks whose failed deliveries are redelivered, and how often.
+    redeliver_hooks: Annotated[tuple[str, ...], NoDecode] = ()
+    redeliver_interval: float = Field(default=300.0, gt=0)
 
     webhook_secret_file: Path | None = None
     webhook_secret_previous_file: Path | None = None
@@ -210,6 +219,23 @@ class Settings(BaseSettings):
             value = [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("redeliver_hooks", mode="before")
+    @classmethod
+    def _split_redeliver_hooks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [item.strip().strip("/") for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("redeliver_hooks")
+    @classmethod
+    def _check_redeliver_hooks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not HOOK_PATTERN.match(item):
+                raise ValueError(
+                    f"{item!r} is not orgs/ORG/hooks/ID, repos/OWNER/NAME/hooks/ID or app"
+                )
+        return tuple(dict.fromkeys(value))
+
     @field_validator("log_level")
     @classmethod
     def _check_log_level(cls, value: str) -> str:
@@ -235,6 +261,20 @@ class Settings(BaseSettings):
                 )
             if self.github_token is not None:
                 raise ValueError("set GITHUB_TOKEN or a GitHub App, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _redelivery_can_authenticate(self) -> Settings:
+        if self.redeliver_hooks and not self.enrichment_enabled:
+            raise ValueError(
+                "REDELIVER_HOOKS needs GITHUB_TOKEN or a GitHub App (GITHUB_APP_ID, "
+                "GITHUB_APP_INSTALLATION_ID, GITHUB_APP_PRIVATE_KEY) allowed to redeliver"
+            )
+        if "app" in self.redeliver_hooks and self.github_app_id is None:
+            # The App's own webhook answers to the App's JWT only, never to a token.
+            raise ValueError(
+                "REDELIVER_HOOKS 'app' needs a GitHub App (GITHUB_APP_ID), not GITHUB_TOKEN"
+            )
         return self
 
     @property

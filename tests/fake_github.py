@@ -4,25 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import json
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.processes import free_port
+from tests.signing import sign
 
 # The aliased fields ``GitHubClient.pulls_of_commits`` asks for.
 COMMIT_ALIAS = re.compile(r'(\w+):\s*object\(oid:\s*"([0-9a-fA-F]+)"\)')
 PULL_ALIAS = re.compile(r"(\w+):\s*pullRequest\(number:\s*(\d+)\)")
 RATE_HEADERS = {"x-ratelimit-remaining": "4999", "x-ratelimit-reset": "1900000000"}
+# A webhook's deliveries API: the list, and a redelivery of one attempt.
+HOOK_DELIVERIES = re.compile(
+    r"^(?P<hook>/(?:orgs/[^/]+/hooks/\d+|repos/[^/]+/[^/]+/hooks/\d+|app/hook))/deliveries"
+    r"(?:/(?P<id>\d+)/attempts)?$"
+)
+# What GitHub records when it could not reach the receiver at all.
+UNREACHABLE_STATUS = 502
 
 
 def graph_pull(
@@ -60,6 +73,19 @@ class FakeGitHub:
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     graphql_queries: list[dict[str, Any]] = field(default_factory=list)
     port: int = 0
+    # Webhooks: each hook's delivery attempts, oldest first, in the deliveries API's shape;
+    # each delivery's event and body by guid, for redelivery; the redeliveries asked for.
+    hook_attempts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    delivery_bodies: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    redeliveries: list[tuple[str, int]] = field(default_factory=list)
+    webhook_secret: str = "e2e-secret"
+    # Where redeliveries go (an observer's /webhook), and the attempts listed per page at most.
+    webhook_target: str | None = None
+    deliveries_page_size: int = 100
+    # The next this many list requests, or redelivery requests, answer 500.
+    deliveries_list_failures: int = 0
+    redelivery_failures: int = 0
+    _attempt_ids: Iterator[int] = field(default_factory=lambda: itertools.count(81_000_000_001))
 
     @property
     def url(self) -> str:
@@ -74,6 +100,114 @@ class FakeGitHub:
     def paths(self) -> list[str]:
         return [path for path, _ in self.requests]
 
+    def deliver(
+        self,
+        hook: str,
+        event: str,
+        payload: dict[str, Any],
+        target: str | None,
+        *,
+        recorded_status: int | None = None,
+    ) -> str:
+        """Send a webhook as GitHub does, signed, to ``target`` (None: nothing listens), and
+        record the attempt with its status, or ``recorded_status`` (an answer GitHub never
+        got in time); returns the delivery id."""
+        guid = str(uuid.uuid4())
+        body = json.dumps(payload).encode()
+        self.delivery_bodies[guid] = (event, body)
+        status = UNREACHABLE_STATUS if target is None else self._send(target, guid, event, body)
+        self._record(hook, guid, event, recorded_status or status, redelivery=False)
+        return guid
+
+    def mirror(self, guid: str, target: str) -> int:
+        """Send a recorded delivery, as it was, to another receiver (a reference observer)."""
+        event, body = self.delivery_bodies[guid]
+        return self._send(target, guid, event, body)
+
+    def attempts(self, hook: str) -> list[dict[str, Any]]:
+        return list(self.hook_attempts.get(hook, []))
+
+    def _headers(self, guid: str, event: str, body: bytes) -> dict[str, str]:
+        return {
+            "Content-Type": "application/json",
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": guid,
+            "X-Hub-Signature-256": sign(self.webhook_secret, body),
+            "User-Agent": "GitHub-Hookshot/fake",
+        }
+
+    def _send(self, target: str, guid: str, event: str, body: bytes) -> int:
+        try:
+            response = httpx.post(
+                target, content=body, headers=self._headers(guid, event, body), timeout=10
+            )
+        except httpx.TransportError:
+            return UNREACHABLE_STATUS
+        return response.status_code
+
+    def _record(self, hook: str, guid: str, event: str, status: int, *, redelivery: bool) -> None:
+        self.hook_attempts.setdefault(hook, []).append(
+            {
+                "id": next(self._attempt_ids),
+                "guid": guid,
+                "delivered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "redelivery": redelivery,
+                "duration": 0.05,
+                "status": "OK" if 200 <= status < 300 else "failed",
+                "status_code": status,
+                "event": event,
+                "action": None,
+                "installation_id": None,
+                "repository_id": None,
+                "throttled_at": None,
+            }
+        )
+
+    def _deliveries(self, request: Request, hook: str) -> Response:
+        if self.deliveries_list_failures > 0:
+            self.deliveries_list_failures -= 1
+            return JSONResponse({"message": "Server Error"}, status_code=500)
+        if hook not in self.hook_attempts:
+            return JSONResponse({"message": "Not Found"}, status_code=404)
+        size = min(int(request.query_params.get("per_page", 30)), self.deliveries_page_size)
+        newest_first = self.hook_attempts[hook][::-1]
+        cursor = request.query_params.get("cursor")
+        if cursor is not None:
+            before = int(cursor.removeprefix("v1_"))
+            newest_first = [attempt for attempt in newest_first if attempt["id"] < before]
+        page = newest_first[:size]
+        headers = dict(RATE_HEADERS)
+        if len(newest_first) > size:
+            following = f"{self.url}{hook}/deliveries?per_page={size}&cursor=v1_{page[-1]['id']}"
+            headers["link"] = f'<{following}>; rel="next"'
+        return JSONResponse(page, headers=headers)
+
+    def _redeliver(self, hook: str, attempt_id: int) -> Response:
+        if self.redelivery_failures > 0:
+            self.redelivery_failures -= 1
+            return JSONResponse({"message": "Server Error"}, status_code=500)
+        found = [a for a in self.hook_attempts.get(hook, []) if a["id"] == attempt_id]
+        if not found:
+            return JSONResponse({"message": "Not Found"}, status_code=404)
+        self.redeliveries.append((hook, attempt_id))
+        guid = found[0]["guid"]
+        event, body = self.delivery_bodies[guid]
+
+        async def resend() -> None:
+            status = UNREACHABLE_STATUS
+            if self.webhook_target is not None:
+                with contextlib.suppress(httpx.TransportError):
+                    async with httpx.AsyncClient(timeout=10) as client:
+                        headers = self._headers(guid, event, body)
+                        answer = await client.post(
+                            self.webhook_target, content=body, headers=headers
+                        )
+                        status = answer.status_code
+            self._record(hook, guid, event, status, redelivery=True)
+
+        # GitHub accepts the request, then delivers again on its own time.
+        return JSONResponse({}, status_code=202, background=BackgroundTask(resend))
+
     async def handle(self, request: Request) -> Response:
         graphql = request.method == "POST" and request.url.path == self.graphql_path
         path = request.url.path if graphql else request.url.path.removeprefix(self.prefix)
@@ -82,6 +216,12 @@ class FakeGitHub:
             await asyncio.sleep(self.delay)
         if graphql:
             return JSONResponse(self.answer_graphql(await request.json()), headers=RATE_HEADERS)
+        hook_call = HOOK_DELIVERIES.match(path)
+        if hook_call is not None:
+            if request.method == "POST" and hook_call["id"] is not None:
+                return self._redeliver(hook_call["hook"], int(hook_call["id"]))
+            if request.method == "GET" and hook_call["id"] is None:
+                return self._deliveries(request, hook_call["hook"])
         if path not in self.responses:
             return JSONResponse({"message": "Not Found"}, status_code=404)
         return JSONResponse(self.responses[path], headers=RATE_HEADERS)

@@ -98,9 +98,11 @@ def start_observer(
     *,
     secret: str = "e2e-secret",
     command: list[str] | None = None,
+    port: int | None = None,
 ) -> Iterator[ObserverProcess]:
-    """Run ``observer`` on a free loopback port until the block ends, then stop it with SIGTERM."""
-    port = free_port()
+    """Run ``observer`` on a free loopback port (or ``port``, known beforehand) until the block
+    ends, then stop it with SIGTERM."""
+    port = port if port is not None else free_port()
     full_env = {
         key: value
         for key, value in os.environ.items()

@@ -50,6 +50,8 @@ def kinds(*, seen: int, cache: int) -> dict[str, Kind]:
         Kind("incident", cache, 365 * DAY),
         # When pull requests became ready for review, for the time to first review.
         Kind("ready", cache, 90 * DAY),
+        # Per redelivered hook: the newest delivery already examined (GitHub keeps 3 days).
+        Kind("redelivery", 100, 30 * DAY),
     ]
     return {kind.name: kind for kind in table}
 
