@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+import respx
 from starlette.testclient import TestClient
 
 from observer.app import create_app
@@ -108,6 +109,23 @@ def start() -> Iterator[Callable[..., Service]]:
     yield starter
     for client in clients:
         client.__exit__(None, None, None)
+
+
+API = "https://api.github.com"
+
+
+@pytest.fixture
+def github() -> Iterator[respx.MockRouter]:
+    """GitHub's API, mocked: routes are added by each test."""
+    with respx.mock(base_url=API, assert_all_called=False) as router:
+        yield router
+
+
+@pytest.fixture
+def enriched(github: respx.MockRouter, start: Callable[..., Service]) -> Service:
+    """A service with a GitHub token. The mock router is set up first so that it outlives the
+    service: work left at shutdown is done against it, never against the real API."""
+    return start(github_token="ghp_test-token", github_max_retries=0)
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 import respx
 
 from tests.conftest import Service
@@ -29,22 +28,8 @@ from tests.story import (
     statuses,
 )
 
-API = "https://api.github.com"
 PRODUCTION = {"repository": REPO, "environment": "production"}
 HOUR = 3600.0
-
-
-@pytest.fixture
-def github() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=API, assert_all_called=False) as router:
-        yield router
-
-
-@pytest.fixture
-def enriched(github: respx.MockRouter, start: Callable[..., Service]) -> Service:
-    # The mock router is set up first so that it outlives the service: work left at shutdown
-    # is done against it, never against the real API.
-    return start(github_token="ghp_test-token", github_max_retries=0)
 
 
 def settle(service: Service, timeout: float = 15.0) -> Exposition:

@@ -7,11 +7,10 @@ is an offset in hours from the stories' epoch (tests/story.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 import respx
 
 from tests.conftest import Service
@@ -29,7 +28,6 @@ from tests.story import (
     sha,
 )
 from tests.test_lead_time import (
-    API,
     HOUR,
     PRODUCTION,
     baseline,
@@ -40,17 +38,6 @@ from tests.test_lead_time import (
 )
 
 MERGE_TO_DEPLOY = "dora_merge_to_deploy_seconds"
-
-
-@pytest.fixture
-def github() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=API, assert_all_called=False) as router:
-        yield router
-
-
-@pytest.fixture
-def enriched(github: respx.MockRouter, start: Callable[..., Service]) -> Service:
-    return start(github_token="ghp_test-token", github_max_retries=0)
 
 
 def mock_compare(
