@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
 import signal
+import socket
 import sys
 from types import FrameType
 
@@ -13,6 +15,7 @@ from pydantic import ValidationError
 
 from observer import __version__, logs
 from observer.app import create_app
+from observer.scrapes import Scrapes, final_scrape
 from observer.settings import Settings, describe_error
 from observer.shutdown import Shutdown
 from observer.startup import StartError, listen, summary, warnings
@@ -24,6 +27,10 @@ DORA metrics from GitHub webhooks and CI pipelines, for Prometheus.
 Without a command, serve HTTP on HOST:PORT. Settings are environment variables (WEBHOOK_SECRET
 is required; see the README for the others)."""
 
+# The part of SHUTDOWN_TIMEOUT the wait for a final scrape may take; the rest is left to requests
+# in flight and queued enrichment.
+FINAL_SCRAPE_SHARE = 0.75
+
 EPILOG = """\
 examples:
   WEBHOOK_SECRET=$(openssl rand -hex 32) observer
@@ -31,15 +38,48 @@ examples:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, telling the application when the stop signal arrived."""
+    """uvicorn's server, which at the stop signal keeps serving until the final scrape.
 
-    def __init__(self, config: uvicorn.Config, shutdown: Shutdown) -> None:
+    uvicorn stops listening as soon as ``should_exit`` is set; here the first signal only starts
+    the shutdown (``/readyz`` fails from then on) and a task sets ``should_exit`` once a scrape
+    has started after the last count, or once the wait's share of the budget is spent. A second
+    signal stops at once.
+    """
+
+    def __init__(self, config: uvicorn.Config, shutdown: Shutdown, scrapes: Scrapes) -> None:
         super().__init__(config)
         self._shutdown = shutdown
+        self._scrapes = scrapes
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiting: asyncio.Task[None] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._shutdown.begun or self._loop is None:
+            # A second signal, or one before the loop runs: stop waiting, stop now.
+            self._shutdown.begin()
+            self.config.timeout_graceful_shutdown = math.ceil(self._shutdown.remaining())
+            super().handle_exit(sig, frame)
+            return
         self._shutdown.begin()
-        super().handle_exit(sig, frame)
+        # A signal handler runs between two bytecodes of whatever the loop was doing: it only
+        # schedules the wait, which the loop starts once it is back in control.
+        self._captured_signals.append(sig)
+        self._loop.call_soon_threadsafe(self._start_waiting)
+
+    def _start_waiting(self) -> None:
+        self._waiting = asyncio.create_task(self._wait_then_exit())
+
+    async def _wait_then_exit(self) -> None:
+        try:
+            await final_scrape(self._scrapes, self._shutdown.remaining() * FINAL_SCRAPE_SHARE)
+        finally:
+            # uvicorn reads it when it stops: requests in flight get what is left.
+            self.config.timeout_graceful_shutdown = math.ceil(self._shutdown.remaining())
+            self.should_exit = True
 
 
 def parser() -> argparse.ArgumentParser:
@@ -97,8 +137,9 @@ def serve() -> int:
         sys.stderr.write(f"observer: {error}\n")
         return 1
     shutdown = Shutdown(settings.shutdown_timeout)
+    scrapes = Scrapes()
     try:
-        app = create_app(settings, shutdown=shutdown)
+        app = create_app(settings, shutdown=shutdown, scrapes=scrapes)
     except SnapshotError as error:
         sock.close()
         sys.stderr.write(f"observer: {error}\n")
@@ -119,7 +160,7 @@ def serve() -> int:
         server_header=False,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
     )
-    _Server(config, shutdown).run(sockets=[sock])
+    _Server(config, shutdown, scrapes).run(sockets=[sock])
     return 0
 
 

@@ -28,6 +28,7 @@ from observer.metrics import Metrics
 from observer.recorder import Recorder
 from observer.redeliver import Hook, Redelivery, hook_path
 from observer.routes import Endpoints, Services
+from observer.scrapes import Scrapes
 from observer.settings import Settings
 from observer.shutdown import Shutdown
 from observer.sources import GitHubSource, Source, WebhookSource
@@ -41,6 +42,7 @@ def create_app(
     *,
     github_transport: httpx.AsyncBaseTransport | None = None,
     shutdown: Shutdown | None = None,
+    scrapes: Scrapes | None = None,
 ) -> Starlette:
     """The service; each call has its own registry unless one is given, so tests stay apart.
 
@@ -53,7 +55,13 @@ def create_app(
     store = open_store(settings)
     # Teams are read here, so that a broken TEAMS_FILE stops the start.
     activity = Activity(settings, metrics, store)
-    endpoints = Endpoints(settings, metrics, activity.teams.refresh)
+    endpoints = Endpoints(
+        settings,
+        metrics,
+        activity.teams.refresh,
+        stopping=stopping,
+        scrapes=scrapes if scrapes is not None else Scrapes(),
+    )
     labels = LabelPolicy(
         settings.repositories, settings.max_repositories, settings.max_environments, metrics
     )

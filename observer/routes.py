@@ -34,7 +34,9 @@ from observer.events.generic import EVENT, apply, event_list
 from observer.metrics import Metrics
 from observer.openapi import openapi_document
 from observer.recorder import Recorder
+from observer.scrapes import Scrapes
 from observer.settings import Settings
+from observer.shutdown import Shutdown
 from observer.signature import verify
 from observer.state import Store, StoreUnavailable
 from observer.validation import describe
@@ -72,9 +74,14 @@ class MetricsEndpoint:
     """
 
     def __init__(
-        self, registry: CollectorRegistry, before: Callable[[], object] = lambda: None
+        self,
+        registry: CollectorRegistry,
+        before: Callable[[], object] = lambda: None,
+        scrapes: Scrapes | None = None,
     ) -> None:
         self._registry = registry
+        # A stopping server waits for a scrape that starts after the last count.
+        self._scrapes = scrapes if scrapes is not None else Scrapes()
         # Brings series that follow a file (team ownership) up to date before each scrape.
         self._before = before
         # One rendering at a time: concurrent scrapes would only share one core's worth of GIL
@@ -83,6 +90,7 @@ class MetricsEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
+        self._scrapes.started()
         self._before()
         names = request.query_params.getlist("name[]")
         async with self._rendering:
@@ -124,9 +132,17 @@ def _services(request: Request) -> Services:
 
 class Endpoints:
     def __init__(
-        self, settings: Settings, metrics: Metrics, before_scrape: Callable[[], object]
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        before_scrape: Callable[[], object],
+        *,
+        stopping: Shutdown,
+        scrapes: Scrapes,
     ) -> None:
         self._settings = settings
+        self._stopping = stopping
+        self._scrapes = scrapes
         self._metrics = metrics
         self._before_scrape = before_scrape
         self._secrets = settings.webhook_secrets()
@@ -145,7 +161,7 @@ class Endpoints:
             Route("/api/event", self.api_event, methods=["POST"]),
             Route(
                 "/metrics",
-                MetricsEndpoint(self._metrics.registry, self._before_scrape),
+                MetricsEndpoint(self._metrics.registry, self._before_scrape, self._scrapes),
             ),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
@@ -163,6 +179,7 @@ class Endpoints:
         def finish(response: Response, result: str, detail: str | None = None) -> Response:
             elapsed = time.perf_counter() - started
             self._metrics.webhook_deliveries.labels(event=event, result=result).inc()
+            self._scrapes.counted()
             self._metrics.request_duration.labels(endpoint="webhook").observe(elapsed)
             logs.request(
                 response.status_code,
@@ -235,6 +252,7 @@ class Endpoints:
             elapsed = time.perf_counter() - started
             for kind, result in results:
                 self._metrics.api_events.labels(type=kind, result=result).inc()
+            self._scrapes.counted()
             self._metrics.request_duration.labels(endpoint="api_event").observe(elapsed)
             logs.request(
                 response.status_code,
@@ -325,6 +343,10 @@ class Endpoints:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
+        # From the stop signal on, so that a load balancer sends elsewhere while this replica
+        # waits for its final scrape.
+        if self._stopping.begun:
+            return JSONResponse({"status": "stopping"}, status_code=503)
         if not self.ready:
             return JSONResponse({"status": "not ready"}, status_code=503)
         try:

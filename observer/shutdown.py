@@ -1,4 +1,4 @@
-"""One deadline for the whole shutdown: requests in flight first, then queued enrichment."""
+"""One deadline for the whole shutdown: the final scrape, requests in flight, queued enrichment."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ class Shutdown:
     def begin(self) -> None:
         if self._since is None:
             self._since = time.monotonic()
+
+    @property
+    def begun(self) -> bool:
+        return self._since is not None
 
     def remaining(self) -> float:
         if self._since is None:

@@ -39,9 +39,16 @@ def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float 
     raise RuntimeError(f"{url} not ready after {timeout}s")
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, and SIGKILL if that has not ended it within 15 seconds."""
+def stop(process: subprocess.Popen[bytes], url: str | None = None) -> None:
+    """SIGTERM, and SIGKILL if that has not ended it within 15 seconds.
+
+    With the observer's ``url``, scrape it once after the signal, as Prometheus would, so that a
+    test that counted without scraping does not sit out the wait for a final scrape.
+    """
     process.terminate()
+    if url is not None:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(f"{url}/metrics", timeout=5.0)
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
@@ -123,4 +130,4 @@ def start_observer(
                 wait_until_ready(f"{running.url}/healthz", process)
                 yield running
             finally:
-                stop(process)
+                stop(process, running.url)

@@ -1,0 +1,97 @@
+"""Stopping without losing counts: at SIGTERM a real process waits for one more scrape."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from datetime import UTC, datetime
+
+import httpx
+
+from tests.exposition import Exposition
+from tests.processes import ObserverProcess, start_observer
+from tests.signing import sign
+
+SECRET = "final-scrape-secret"
+# Generous: the default SHUTDOWN_TIMEOUT is 10 s; no test here measures how fast a stop is.
+EXIT_WITHIN = 15
+
+
+def count_an_incident(observer: ObserverProcess, incident: str) -> None:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = json.dumps(
+        {
+            "type": "incident",
+            "repository": "octo/final",
+            "action": "opened",
+            "id": incident,
+            "opened_at": now,
+        }
+    ).encode()
+    response = httpx.post(
+        f"{observer.url}/api/event",
+        content=body,
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(SECRET, body)},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["results"][0]["result"] == "accepted", response.text
+
+
+def messages(observer: ObserverProcess) -> list[str]:
+    return [line["message"] for line in observer.log_lines()]
+
+
+def test_after_sigterm_it_answers_until_a_final_scrape_has_the_counts() -> None:
+    with start_observer(secret=SECRET) as observer:
+        count_an_incident(observer, "INC-1")
+        observer.process.send_signal(signal.SIGTERM)
+        # The stop has begun: not ready for new traffic, but still serving.
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{observer.url}/readyz", timeout=5).status_code != 503:
+            assert time.monotonic() < deadline, "/readyz still answers 200 after SIGTERM"
+            time.sleep(0.02)
+        assert observer.process.poll() is None
+        # A delivery arriving meanwhile is still counted, and the final scrape must carry it.
+        count_an_incident(observer, "INC-2")
+        assert observer.process.poll() is None
+        metrics = Exposition(httpx.get(f"{observer.url}/metrics", timeout=5).text)
+        assert metrics.get("dora_incidents_opened_total", repository="octo/final") == 2
+        assert observer.process.wait(timeout=EXIT_WITHIN) == 0
+        assert "the final scrape came" in messages(observer)
+
+
+def test_sigterm_with_everything_scraped_exits_without_waiting() -> None:
+    with start_observer(secret=SECRET) as observer:
+        count_an_incident(observer, "INC-1")
+        httpx.get(f"{observer.url}/metrics", timeout=5)
+        observer.process.send_signal(signal.SIGTERM)
+        assert observer.process.wait(timeout=EXIT_WITHIN) == 0
+        found = messages(observer)
+    assert "stopping: every count has been scraped" in found
+    assert "stopping: waiting for a final scrape" not in found
+
+
+def test_without_a_scrape_it_exits_within_shutdown_timeout_and_says_so() -> None:
+    with start_observer({"SHUTDOWN_TIMEOUT": "1"}, secret=SECRET) as observer:
+        count_an_incident(observer, "INC-1")
+        observer.process.send_signal(signal.SIGTERM)
+        assert observer.process.wait(timeout=EXIT_WITHIN) == 0
+        lines = observer.log_lines()
+    warnings = [line for line in lines if line["message"].startswith("the final scrape did not")]
+    assert len(warnings) == 1, lines
+    assert "the final scrape came" not in [line["message"] for line in lines]
+
+
+def test_a_second_signal_stops_at_once() -> None:
+    with start_observer({"SHUTDOWN_TIMEOUT": "60"}, secret=SECRET) as observer:
+        count_an_incident(observer, "INC-1")
+        observer.process.send_signal(signal.SIGTERM)
+        observer.log_lines(lambda lines: any("waiting for a final" in x["message"] for x in lines))
+        assert observer.process.poll() is None
+        observer.process.send_signal(signal.SIGINT)
+        # Well inside the 60 s the first signal allowed.
+        assert observer.process.wait(timeout=EXIT_WITHIN) == 0
+        found = messages(observer)
+    assert "the final scrape came" not in found
