@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import respx
 
-from tests.conftest import Service, load_fixture
+from tests.conftest import API, Service, load_fixture
 from tests.story import REPO, iso, push, sha
 from tests.story import at as hours
-from tests.test_lead_time import API, lead_times, settle
+from tests.test_lead_time import lead_times, settle
 
 Start = Callable[..., Service]
 DEPLOY = "Deploy=production"
