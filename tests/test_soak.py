@@ -141,14 +141,28 @@ class Soak:
         answered: dict[str, int] = {}
         for send in self.sends:
             outcome = send.result or (f"http {send.status}" if send.status else send.error)
+            if send.status and send.status != 200:
+                outcome = f"http {send.status}"
             answered[str(outcome)] = answered.get(str(outcome), 0) + 1
         elapsed = self.load_ended - self.load_started
+        refused: dict[str, int] = {}
+        for send in self.sends:
+            if send.status != 200:
+                when = (
+                    "during the restart"
+                    if self.stopped_at - 1 <= send.sent_at <= self.restarted_at + 1
+                    else f"at {send.sent_at - self.load_started:.0f} s"
+                )
+                what = f"replica {'AB'[send.replica]} {send.status or send.error} {when}"
+                refused[what] = refused.get(what, 0) + 1
         return {
             "deliveries": len(self.sends),
             "events": len({s.event for s in self.sends}),
             "second hook copies": sum(1 for s in self.sends if s.copy == "second hook"),
             "redeliveries": sum(1 for s in self.sends if s.copy == "redelivery"),
             "answers": answered,
+            "not accepted": refused,
+            "503 bodies": sorted({str(s.error) for s in self.sends if s.status == 503}),
             "load seconds": round(elapsed, 1),
             "rate per second": round(len(self.sends) / elapsed, 1),
             "scrapes": self.scrapes,
@@ -260,6 +274,8 @@ async def deliver(client: httpx.AsyncClient, url: str, event: Event, send: Send)
         send.status = response.status_code
         if response.status_code == 200:
             send.result = str(response.json().get("result"))
+        else:
+            send.error = response.text[:200]
     send.answered_at = time.monotonic()
 
 
