@@ -14,7 +14,6 @@ import contextlib
 import json
 import random
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -52,7 +51,6 @@ class Event:
     kind: str  # "push", "deployment" or "merge"
     name: str  # X-GitHub-Event
     body: bytes
-    key: str
     status: str = ""  # a deployment's terminal state
     commits: int = 0  # a push's distinct commits
 
@@ -184,7 +182,7 @@ class Soak:
         }
 
 
-def build_events(count: int, rng: random.Random) -> list[Event]:
+def build_events(count: int) -> list[Event]:
     """Pushes of distinct commits, production deployments (failures then a success, so that
     recoveries happen) and merged pull requests, in the order of their own times."""
     events: list[Event] = []
@@ -195,8 +193,7 @@ def build_events(count: int, rng: random.Random) -> list[Event]:
         if roll < 10:
             commits = [(f"soak-{index}-{n}", hours) for n in range(1 + index % 3)]
             payload = story.push(commits, before=f"soak-before-{index}")
-            key = f"push:{index}"
-            events.append(Event("push", "push", _dump(payload), key, commits=len(commits)))
+            events.append(Event("push", "push", _dump(payload), commits=len(commits)))
         elif roll < 16:
             deployments += 1
             # Two failures in every five deployments, each run of them followed by successes.
@@ -204,8 +201,7 @@ def build_events(count: int, rng: random.Random) -> list[Event]:
             payload = story.deployment_status(
                 7_000_000 + deployments, f"soak-{index - 1}-0", hours, state=state
             )
-            key = f"deployment:{deployments}:{state}"
-            events.append(Event("deployment", "deployment_status", _dump(payload), key, state))
+            events.append(Event("deployment", "deployment_status", _dump(payload), state))
         else:
             payload = story.merged_pull(
                 400_000 + index,
@@ -214,7 +210,7 @@ def build_events(count: int, rng: random.Random) -> list[Event]:
                 created_hours=hours - 1,
                 head_ref=f"soak-branch-{index}",
             )
-            events.append(Event("merge", "pull_request", _dump(payload), f"merge:{index}"))
+            events.append(Event("merge", "pull_request", _dump(payload)))
     return events
 
 
@@ -223,18 +219,23 @@ def build_sends(events: list[Event], total: int, rng: random.Random) -> list[Sen
     through a second hook (the other replica) or redelivered with the same delivery id."""
     slotted: list[tuple[float, Send]] = []
     for index in range(len(events)):
-        first = Send(index, str(uuid.uuid4()), index % 2, "first")
+        first = Send(index, _delivery_id(rng), index % 2, "first")
         slotted.append((float(index), first))
         roll = rng.random()
         later = index + rng.uniform(0.5, 40.0)
         if roll < COPY_SHARE:
             slotted.append(
-                (later, Send(index, str(uuid.uuid4()), 1 - first.replica, "second hook"))
+                (later, Send(index, _delivery_id(rng), 1 - first.replica, "second hook"))
             )
         elif roll < COPY_SHARE + REDELIVERY_SHARE:
             slotted.append((later, Send(index, first.delivery, rng.randrange(2), "redelivery")))
     slotted.sort(key=lambda pair: pair[0])
     return [send for _, send in slotted[:total]]
+
+
+def _delivery_id(rng: random.Random) -> str:
+    """A GUID, as GitHub's X-GitHub-Delivery, the same in every run."""
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
 def _dump(payload: dict[str, Any]) -> bytes:
@@ -245,7 +246,6 @@ class Replica:
     """Replica B's current process, replaced in the middle of the soak."""
 
     def __init__(self, process: contextlib.AbstractContextManager[ObserverProcess]) -> None:
-        self.lock = threading.Lock()
         self.contexts = [process]
         self.process = process.__enter__()
 
@@ -289,7 +289,7 @@ async def deliver(client: httpx.AsyncClient, url: str, event: Event, send: Send)
 async def run_soak(urls: list[str], replica: Replica, env: dict[str, str]) -> Soak:
     rng = random.Random(11)
     total = int(RATE * DURATION)
-    events = build_events(total, rng)
+    events = build_events(total)
     sends = build_sends(events, total, rng)
     events_used = max(s.event for s in sends) + 1
     soak = Soak(events[:events_used], sends, time.monotonic(), 0.0)
