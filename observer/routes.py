@@ -227,7 +227,6 @@ class Endpoints:
             if await services.store.contains("delivery", delivery):
                 return finish(_accepted("duplicate", delivery), "duplicate", "delivery seen before")
             result = await dispatch(claimed_event, payload, services.recorder)
-            await services.store.add("delivery", delivery)
         except ValidationError as error:
             fields = describe(error, tags=frozenset())
             message = f"{claimed_event} payload is missing or has invalid fields"
@@ -235,6 +234,13 @@ class Endpoints:
         except StoreUnavailable as error:
             self._metrics.state_errors.inc()
             return finish(_unavailable(), "unavailable", str(error))
+        try:
+            await services.store.add("delivery", delivery)
+        except StoreUnavailable as error:
+            # Counted already: the answer must say so. A redelivery is still recognised by the
+            # event's own identity, which was recorded before anything was counted.
+            self._metrics.state_errors.inc()
+            logs.warning("delivery id not recorded", delivery=delivery, detail=str(error))
         repository = result.repository
         return finish(
             _accepted(result.outcome, delivery, result.detail), result.outcome, result.detail
