@@ -182,7 +182,8 @@ def scraped(url: str) -> dict[str, Any]:
             f"{url}/api/v1/query",
             params={"query": "sum(repository_environment:dora_deployments:per_day_7d)"},
         ).json()
-    except httpx.TransportError:
+    except (httpx.TransportError, ValueError, KeyError):
+        # Not up yet: Prometheus answers 503 with a plain text body while its storage opens.
         return state
     if up["data"]["result"]:
         state["up"] = float(up["data"]["result"][0]["value"][1])
