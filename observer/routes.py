@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.registry import Collector
 from pydantic import ValidationError
@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from observer import __version__, logs
 from observer.body import (
+    JSON,
     BodyBudget,
     BodyError,
     BodyTooLarge,
@@ -29,7 +30,7 @@ from observer.body import (
     parse_json,
     read_body,
 )
-from observer.events import HANDLERS, dispatch
+from observer.events import HANDLERS, dispatch, prepare_json
 from observer.events.generic import EVENT, apply, event_list
 from observer.metrics import Metrics
 from observer.openapi import openapi_document
@@ -150,6 +151,11 @@ class Endpoints:
             settings.api_token.get_secret_value().encode() if settings.api_token else None
         )
         self._budget = BodyBudget(settings.max_buffered_bytes)
+        # labels() hashes and looks up its arguments under a lock on every call; the webhook's
+        # children are bound once. Keys are a handled event or OTHER and a fixed result name,
+        # so the dict stays small.
+        self._webhook_duration = metrics.request_duration.labels(endpoint="webhook")
+        self._webhook_deliveries: dict[tuple[str, str], Counter] = {}
         self._events = event_list(settings.max_events_per_request)
         self._openapi = openapi_document(settings.max_events_per_request)
         self.ready = False
@@ -178,9 +184,13 @@ class Endpoints:
 
         def finish(response: Response, result: str, detail: str | None = None) -> Response:
             elapsed = time.perf_counter() - started
-            self._metrics.webhook_deliveries.labels(event=event, result=result).inc()
+            deliveries = self._webhook_deliveries.get((event, result))
+            if deliveries is None:
+                deliveries = self._metrics.webhook_deliveries.labels(event=event, result=result)
+                self._webhook_deliveries[event, result] = deliveries
+            deliveries.inc()
             self._scrapes.counted()
-            self._metrics.request_duration.labels(endpoint="webhook").observe(elapsed)
+            self._webhook_duration.observe(elapsed)
             logs.request(
                 response.status_code,
                 "webhook delivery",
@@ -217,16 +227,23 @@ class Endpoints:
         if len(delivery) > MAX_DELIVERY_ID:
             message = "X-GitHub-Delivery is too long"
             return finish(_error(400, message), "malformed", message)
-        try:
-            payload = decode_webhook(body, media_type(request))
-        except BodyError as error:
-            return finish(_error(error.status, str(error)), "malformed", str(error))
+        content_type = media_type(request)
+        prepared = prepare_json(claimed_event, body) if content_type == JSON else None
+        payload: dict[str, Any] = {}
+        if prepared is None:
+            try:
+                payload = decode_webhook(body, content_type)
+            except BodyError as error:
+                return finish(_error(error.status, str(error)), "malformed", str(error))
 
         try:
             services = _services(request)
             if await services.store.contains("delivery", delivery):
                 return finish(_accepted("duplicate", delivery), "duplicate", "delivery seen before")
-            result = await dispatch(claimed_event, payload, services.recorder)
+            if prepared is not None:
+                result = await prepared(services.recorder)
+            else:
+                result = await dispatch(claimed_event, payload, services.recorder)
         except ValidationError as error:
             fields = describe(error, tags=frozenset())
             message = f"{claimed_event} payload is missing or has invalid fields"

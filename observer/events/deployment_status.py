@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, ValidationError
 
 from observer.domain import Deployment, Outcome, Result
 from observer.events.common import Environment, Model, Repository, Sha
@@ -33,7 +33,22 @@ class Payload(Model):
 
 
 async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
-    event = Payload.model_validate(payload)
+    return await record(Payload.model_validate(payload), recorder)
+
+
+def from_json(body: bytes) -> Payload | None:
+    """The payload parsed and validated in one pass over the bytes, or None when it fails.
+
+    On failure the caller takes the general path (``json.loads``, then ``handle``), which gives
+    the error messages and fields of that path, so no answer depends on the parser chosen.
+    """
+    try:
+        return Payload.model_validate_json(body)
+    except ValidationError:
+        return None
+
+
+async def record(event: Payload, recorder: Recorder) -> Result:
     status = event.deployment_status
     if status.state not in TERMINAL_STATES:
         return Result(Outcome.IGNORED, f"state {status.state!r} is not terminal")
