@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -74,21 +75,18 @@ class Recorder:
         return moment
 
     async def deployment(self, deployment: Deployment) -> Result:
-        repository = self._labels.repository(deployment.repository)
-        if repository is None:
-            return _not_allowed(deployment.repository)
-        if not await self._first_time(deployment.key):
-            return Result(Outcome.DUPLICATE, "deployment status already counted", repository)
+        repository = await self._admit(
+            deployment.repository, deployment.key, "deployment status already counted"
+        )
+        if isinstance(repository, Result):
+            return repository
         deployment = _retimed(deployment, self.clock(deployment.time))
         recoveries: list[float] = []
         if self.is_production(deployment.environment):
             # A sha is enough: the GitHub API, or else the pushes seen, tell what it shipped.
             ships = deployment.sha is not None or bool(deployment.commits)
-            try:
+            async with self._taken_back_on_failure(deployment.key):
                 recoveries = await self._deployments.record(deployment, ships=ships)
-            except StoreUnavailable:
-                await self._forget(deployment.key)
-                raise
         environment = self._labels.environment(deployment.environment)
         self.metrics.deployments.labels(repository, environment, deployment.status).inc()
         for recovered in recoveries:
@@ -97,16 +95,13 @@ class Recorder:
         return Result(Outcome.ACCEPTED, repository=repository)
 
     async def pull_request(self, pull_request: PullRequest) -> Result:
-        repository = self._labels.repository(pull_request.repository)
-        if repository is None:
-            return _not_allowed(pull_request.repository)
-        if not await self._first_time(pull_request.key):
-            return Result(Outcome.DUPLICATE, "pull request event already counted", repository)
-        try:
+        repository = await self._admit(
+            pull_request.repository, pull_request.key, "pull request event already counted"
+        )
+        if isinstance(repository, Result):
+            return repository
+        async with self._taken_back_on_failure(pull_request.key):
             await self._knowledge.learn_pull_request(pull_request)
-        except StoreUnavailable:
-            await self._forget(pull_request.key)
-            raise
         # Still a change for lead time, whoever wrote it; not in the activity figures.
         if not self.activity.counts(pull_request.author, pull_request.time):
             return Result(
@@ -122,59 +117,46 @@ class Recorder:
         return Result(Outcome.ACCEPTED, repository=repository)
 
     async def review(self, review: Review) -> Result:
-        repository = self._labels.repository(review.repository)
-        if repository is None:
-            return _not_allowed(review.repository)
-        if not await self._first_time(review.key):
-            return Result(Outcome.DUPLICATE, "review already counted", repository)
+        repository = await self._admit(review.repository, review.key, "review already counted")
+        if isinstance(repository, Result):
+            return repository
         return await self.activity.review(review, repository)
 
     async def push(self, push: Push) -> Result:
-        repository = self._labels.repository(push.repository)
-        if repository is None:
-            return _not_allowed(push.repository)
-        if not await self._first_time(push.key):
-            return Result(Outcome.DUPLICATE, "push already counted", repository)
-        try:
+        repository = await self._admit(push.repository, push.key, "push already counted")
+        if isinstance(repository, Result):
+            return repository
+        async with self._taken_back_on_failure(push.key):
             await self._knowledge.learn_push(push)
-        except StoreUnavailable:
-            await self._forget(push.key)
-            raise
         if push.new:
             self.metrics.commits_pushed.labels(repository).inc(len(push.new))
         self._touch(repository)
         return Result(Outcome.ACCEPTED, repository=repository)
 
     async def incident_opened(self, incident: IncidentOpened) -> Result:
-        repository = self._labels.repository(incident.repository)
-        if repository is None:
-            return _not_allowed(incident.repository)
-        if not await self._first_time(incident.key):
-            return Result(Outcome.DUPLICATE, "incident already counted", repository)
+        repository = await self._admit(
+            incident.repository, incident.key, "incident already counted"
+        )
+        if isinstance(repository, Result):
+            return repository
         if incident.opened_at is not None:
             opened_at = self.clock(incident.opened_at)
-            try:
+            async with self._taken_back_on_failure(incident.key):
                 await self._store.put_many("incident", {incident.key: opened_at.timestamp()})
-            except StoreUnavailable:
-                await self._forget(incident.key)
-                raise
         self.metrics.incidents_opened.labels(repository).inc()
         self._touch(repository)
         return Result(Outcome.ACCEPTED, repository=repository)
 
     async def incident_resolved(self, incident: IncidentResolved) -> Result:
-        repository = self._labels.repository(incident.repository)
-        if repository is None:
-            return _not_allowed(incident.repository)
-        if not await self._first_time(incident.key):
-            return Result(Outcome.DUPLICATE, "incident resolution already counted", repository)
+        repository = await self._admit(
+            incident.repository, incident.key, "incident resolution already counted"
+        )
+        if isinstance(repository, Result):
+            return repository
         opened_at = incident.opened_at
         if incident.opened_key is not None:
-            try:
+            async with self._taken_back_on_failure(incident.key):
                 known = await self._store.get_many("incident", [incident.opened_key])
-            except StoreUnavailable:
-                await self._forget(incident.key)
-                raise
             if incident.opened_key in known:
                 # Opened when the label was added, which may be long after the issue was.
                 opened_at = at(float(known[incident.opened_key]))
@@ -184,23 +166,35 @@ class Recorder:
         self._touch(repository)
         return Result(Outcome.ACCEPTED, repository=repository)
 
-    async def _first_time(self, key: str | None) -> bool:
-        """Whether the event is new; one the sender gave no identity is always new."""
-        return key is None or await self._store.add("event", key)
+    async def _admit(self, full_name: str, key: str | None, already: str) -> str | Result:
+        """The repository's label for an event to count, or the Result that turns it away.
 
-    async def _forget(self, key: str | None) -> None:
-        # So that GitHub's redelivery of a delivery answered 503 is not taken for a repeat.
-        if key is not None:
-            with contextlib.suppress(StoreUnavailable):
-                await self._store.discard("event", key)
+        An event the sender gave no identity is always new.
+        """
+        repository = self._labels.repository(full_name)
+        if repository is None:
+            return Result(Outcome.IGNORED, f"repository {full_name} is not in REPOSITORIES")
+        if key is not None and not await self._store.add("event", key):
+            return Result(Outcome.DUPLICATE, already, repository)
+        return repository
+
+    @contextlib.asynccontextmanager
+    async def _taken_back_on_failure(self, key: str | None) -> AsyncIterator[None]:
+        """Forget the event's identity when the store fails after admitting it.
+
+        GitHub's redelivery of a delivery answered 503 must not be taken for a repeat.
+        """
+        try:
+            yield
+        except StoreUnavailable:
+            if key is not None:
+                with contextlib.suppress(StoreUnavailable):
+                    await self._store.discard("event", key)
+            raise
 
     def _touch(self, repository: str) -> None:
         self.metrics.last_event.labels(repository).set(time.time())
         self.activity.saw_repository(repository)
-
-
-def _not_allowed(full_name: str) -> Result:
-    return Result(Outcome.IGNORED, f"repository {full_name} is not in REPOSITORIES")
 
 
 def _retimed(deployment: Deployment, moment: datetime) -> Deployment:
