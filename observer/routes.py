@@ -12,7 +12,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.exposition import choose_encoder, gzip_accepted
-from prometheus_client.registry import Collector
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -32,6 +31,7 @@ from observer.body import (
 )
 from observer.events import HANDLERS, dispatch, prepare_json
 from observer.events.generic import EVENT, apply, event_list
+from observer.exposition import GZIP_LEVEL, Exposition
 from observer.metrics import Metrics
 from observer.openapi import openapi_document
 from observer.recorder import Recorder
@@ -66,12 +66,13 @@ def _unavailable() -> JSONResponse:
 
 
 class MetricsEndpoint:
-    """prometheus-client's exposition, rendered off the event loop.
+    """prometheus-client's exposition, rendered off the event loop from per-series caches.
 
     prometheus-client's own ASGI app renders on the event loop: at 10,000 series that is
     170-280 ms during which no webhook is answered. The rendering runs in a worker thread
     instead, with prometheus-client's own content negotiation (OpenMetrics when asked, gzip
-    when accepted, ``name[]`` to restrict).
+    when accepted, ``name[]`` to restrict), and reformats only the series that changed since
+    the last scrape (observer.exposition), so the thread holds the GIL for milliseconds.
     """
 
     def __init__(
@@ -81,6 +82,7 @@ class MetricsEndpoint:
         scrapes: Scrapes | None = None,
     ) -> None:
         self._registry = registry
+        self._exposition = Exposition(registry)
         # A stopping server waits for a scrape that starts after the last count.
         self._scrapes = scrapes if scrapes is not None else Scrapes()
         # Brings series that follow a file (team ownership) up to date before each scrape.
@@ -97,6 +99,7 @@ class MetricsEndpoint:
         async with self._rendering:
             body, headers = await asyncio.to_thread(
                 _render,
+                self._exposition,
                 self._registry,
                 ",".join(request.headers.getlist("accept")),
                 ",".join(request.headers.getlist("accept-encoding")),
@@ -106,14 +109,22 @@ class MetricsEndpoint:
 
 
 def _render(
-    registry: CollectorRegistry, accept: str, accept_encoding: str, names: list[str]
+    exposition: Exposition,
+    registry: CollectorRegistry,
+    accept: str,
+    accept_encoding: str,
+    names: list[str],
 ) -> tuple[bytes, dict[str, str]]:
-    encoder, content_type = choose_encoder(accept)
-    collector: Collector = registry.restricted_registry(names) if names else registry
-    body = encoder(collector)
+    if names:
+        # A restricted scrape is rare and small: prometheus-client renders it.
+        encoder, content_type = choose_encoder(accept)
+        body = encoder(registry.restricted_registry(names))
+    else:
+        body, content_type = exposition.render(accept)
     headers = {"Content-Type": content_type}
     if gzip_accepted(accept_encoding):
-        body = gzip.compress(body)
+        # zlib lets go of the GIL while it compresses, so this does not slow the event loop.
+        body = gzip.compress(body, compresslevel=GZIP_LEVEL)
         headers["Content-Encoding"] = "gzip"
     return body, headers
 
