@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import math
 import threading
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -56,6 +58,7 @@ def _populate(metrics: Metrics) -> None:
         lead_time.observe(5000, {"sha": 'a"b\\c\nd', "pull_request": str(i)})
         metrics.pull_request_size.labels(repository).observe(120 + i)
     metrics.request_duration.labels("webhook").observe(0.003)
+    metrics.commits_pushed.labels("org/plain").inc(2, {"sha": "c0ffee"})
     for value in (math.inf, -math.inf, math.nan, 1e300, 1.5e-300, 1234567.0, -5.0, -0.0):
         metrics.last_event.labels(f"special {value!r}").set(value)
     metrics.github_rate_limit_remaining.set(4999)
@@ -134,6 +137,19 @@ def test_removed_and_cleared_series_leave_the_exposition(metrics: Metrics) -> No
     assert 'dora_deployments_total{environment="prod",repository="org/plain/5"' not in text
 
 
+def test_series_cleared_are_not_kept_alive_by_the_cache(metrics: Metrics) -> None:
+    exposition = Exposition(metrics.registry)
+    children = [metrics.repository_team_info.labels(f"org/{i}", "team") for i in range(50)]
+    exposition.render("")
+    exposition.render(OPENMETRICS)
+    gone = [weakref.ref(child) for child in children]
+    del children
+    metrics.repository_team_info.clear()
+    exposition.render("")
+    gc.collect()
+    assert all(ref() is None for ref in gone)
+
+
 def test_a_series_removed_then_recreated_starts_from_zero(metrics: Metrics) -> None:
     exposition = Exposition(metrics.registry)
     metrics.deployments.labels("org/again", "prod", "success").inc(41)
@@ -197,7 +213,7 @@ def test_series_added_while_rendering_do_not_break_the_scrape(metrics: Metrics) 
 
     def add() -> None:
         i = 0
-        while not stop.is_set() and i < 3000:
+        while not stop.is_set() and i < 1000:
             metrics.deployments.labels(f"org/new{i}", "prod", "success").inc()
             metrics.lead_time.labels(f"org/new{i}", "prod").observe(i)
             i += 1
@@ -205,7 +221,7 @@ def test_series_added_while_rendering_do_not_break_the_scrape(metrics: Metrics) 
     adder = threading.Thread(target=add)
     adder.start()
     try:
-        for _ in range(20):
+        for _ in range(10):
             assert exposition.render(OPENMETRICS)[0].endswith(b"\n# EOF\n")
     finally:
         stop.set()
