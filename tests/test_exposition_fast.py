@@ -16,6 +16,8 @@ from prometheus_client import (
     GCCollector,
     ProcessCollector,
     Summary,
+    disable_created_metrics,
+    enable_created_metrics,
     generate_latest,
 )
 from prometheus_client.exposition import choose_encoder
@@ -205,6 +207,18 @@ def test_metrics_it_does_not_know_still_render(metrics: Metrics) -> None:
         'custom_computed{a="b"} 7.0',
     ):
         assert line in text
+
+
+def test_created_series_still_render_when_switched_back_on(metrics: Metrics) -> None:
+    exposition = Exposition(metrics.registry)
+    exposition.render("")
+    enable_created_metrics()  # type: ignore[no-untyped-call]
+    try:
+        _assert_same(exposition, metrics.registry)
+        assert b"dora_deployments_created{" in exposition.render("")[0]
+    finally:
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+    _assert_same(exposition, metrics.registry)
 
 
 def test_series_added_while_rendering_do_not_break_the_scrape(metrics: Metrics) -> None:
