@@ -244,7 +244,7 @@ class _One:
         return self._collector.collect()
 
 
-def version_1(version: str) -> bool:
+def _version_1(version: str) -> bool:
     return parse_version(version)[:1] == (1,)
 
 
@@ -261,7 +261,7 @@ def _format(encoder: Encoder) -> int | None:
         return TEXT
     version = keywords.pop("version", "1.0.0")
     # Version 2 adds native histograms and may change more: left to prometheus-client.
-    if encoder.func is openmetrics.generate_latest and not keywords and version_1(version):
+    if encoder.func is openmetrics.generate_latest and not keywords and _version_1(version):
         return OPENMETRICS
     return None
 
