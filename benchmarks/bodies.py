@@ -48,7 +48,9 @@ class Template:
         self.body = json.dumps(payload).encode()
         self.size = len(self.body)
 
-    def request(self, number: int, repository: str = "0", environment: str = "0") -> Request:
+    def request(
+        self, number: int, repository: str = "octo-org/app-0", environment: str = "env-0"
+    ) -> Request:
         body = (
             self.body.replace(NUMBER, str(number).encode())
             .replace(HEX, f"{number:08x}".encode())
@@ -60,17 +62,17 @@ class Template:
 
 
 def _marked(payload: dict[str, Any]) -> dict[str, Any]:
-    payload["repository"]["full_name"] = "octo-org/app-@R@"
+    payload["repository"]["full_name"] = "@R@"
     return payload
 
 
 def deployment_status(state: str = "success") -> Template:
-    """13.8 KB: its own deployment id and status id, in repository app-R, environment env-E."""
+    """13.8 KB: its own deployment id and status id, in the repository and environment given."""
     payload = _marked(fixture(f"deployment_status_{state}"))
     payload["deployment_status"]["id"] = "@N@"
     payload["deployment"]["id"] = "@N@"
-    payload["deployment"]["environment"] = "env-@E@"
-    payload["deployment_status"]["environment"] = "env-@E@"
+    payload["deployment"]["environment"] = "@E@"
+    payload["deployment_status"]["environment"] = "@E@"
     return Template("deployment_status", payload)
 
 
@@ -127,15 +129,18 @@ class Sequence:
     def __init__(self, start: int = 10_000_000) -> None:
         self._next = itertools.count(start)
 
+    def take(self) -> int:
+        return next(self._next)
+
     def build(
         self, template: Template, count: int, repositories: int = 1, environments: int = 1
     ) -> list[Request]:
         """``count`` deliveries spread over repositories x environments."""
         return [
             template.request(
-                next(self._next),
-                str(index % repositories),
-                str(index // repositories % environments),
+                self.take(),
+                f"octo-org/app-{index % repositories}",
+                f"env-{index // repositories % environments}",
             )
             for index in range(count)
         ]
