@@ -133,14 +133,19 @@ class Sequence:
         return next(self._next)
 
     def build(
-        self, template: Template, count: int, repositories: int = 1, environments: int = 1
+        self,
+        template: Template,
+        count: int,
+        repositories: int = 1,
+        environments: int = 1,
+        environment: str = "env-{}",
     ) -> list[Request]:
-        """``count`` deliveries spread over repositories x environments."""
+        """``count`` deliveries spread over repositories x environments (named by the pattern)."""
         return [
             template.request(
                 self.take(),
                 f"octo-org/app-{index % repositories}",
-                f"env-{index // repositories % environments}",
+                environment.format(index // repositories % environments),
             )
             for index in range(count)
         ]

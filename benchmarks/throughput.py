@@ -184,6 +184,7 @@ def sizes(text: str) -> list[int]:
     return [
         int(item[:-1]) * factors[item[-1]] if item[-1] in factors else int(item)
         for item in text.lower().replace("_", "").split(",")
+        if item
     ]
 
 
@@ -217,11 +218,12 @@ def webhooks(
                 if body == "push"
                 else (bodies.deployment_status(), args.requests)
             )
+            where = f" to {args.environment}" if body == "deployment_status" else ""
             for concurrency in args.concurrency:
                 rounds: dict[str, list[Figures]] = {name: [] for name in ports}
                 for _ in range(args.rounds):
                     for name, port in ports.items():
-                        batch = sequence.build(template, requests)
+                        batch = sequence.build(template, requests, environment=args.environment)
                         rounds[name].append(asyncio.run(load(port, batch, concurrency)))
                 bare = median_of(rounds["bare"])
                 rows = {
@@ -234,9 +236,9 @@ def webhooks(
                     "rss_now_mib": rss_mib(observer.pid),
                 }
                 show(
-                    f"POST /webhook, {template.size / 1000:.1f} KB {body}, distinct ids; median "
-                    f"of {args.rounds} interleaved rounds of {requests:,} at {concurrency} "
-                    "connections",
+                    f"POST /webhook, {template.size / 1000:.1f} KB {body}{where}, distinct ids; "
+                    f"median of {args.rounds} interleaved rounds of {requests:,} at "
+                    f"{concurrency} connections",
                     rows,
                 )
 
@@ -314,7 +316,13 @@ def main() -> None:
     parser.add_argument(
         "--series",
         type=sizes,
-        help="repository x environment pairs to scrape at (1k,10k,100k; quick: 1k,10k)",
+        help="repository x environment pairs to scrape at (1k,10k,100k; quick: 1k,10k; '' none)",
+    )
+    parser.add_argument(
+        "--environment",
+        default="env-0",
+        help="where the deployment_status bodies deploy; 'production' adds the history and "
+        "lead-time work only production deployments get",
     )
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--pin", action="store_true", help="servers on core 0, load on core 1")
