@@ -17,11 +17,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
-from prometheus_client import CollectorRegistry
 
+from observer.app import create_app
 from observer.domain import PullRequest
-from observer.metrics import Metrics
-from observer.recorder import Recorder
+from observer.routes import Services
 from observer.settings import Settings
 from observer.teams import parse_teams
 
@@ -43,7 +42,15 @@ def teams_document(teams: int, members: int) -> dict[str, object]:
 
 
 async def run(settings: Settings, events: int, teams: int, members: int) -> float:
-    recorder = Recorder(settings, Metrics(CollectorRegistry()))
+    # The recorder as the service wires it, from the app's own start-up.
+    app = create_app(settings)
+    async with app.router.lifespan_context(app) as state:
+        services: Services = state["services"]  # type: ignore[index]
+        return await record(services, events, teams, members)
+
+
+async def record(services: Services, events: int, teams: int, members: int) -> float:
+    recorder = services.recorder
     start = datetime(2026, 11, 1, tzinfo=UTC)
     began = time.perf_counter()
     for n in range(events):
