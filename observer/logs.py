@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import queue
 import sys
+import threading
+import time
 from datetime import UTC, datetime
-from logging.handlers import QueueHandler, QueueListener
-from typing import Any
+from logging.handlers import QueueHandler
+from typing import Any, TextIO
 
 LOGGER = logging.getLogger("observer")
-_listener: QueueListener | None = None
+_writer: _Writer | None = None
+# How long the writer lets lines gather before writing them: the most a line is late.
+WRITE_PAUSE = 0.02
+
+
+# json.dumps with an argument builds an encoder per call; one is enough.
+_ENCODER = json.JSONEncoder(default=str)
 
 
 class JsonFormatter(logging.Formatter):
@@ -28,18 +37,84 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return _ENCODER.encode(entry)
 
 
 class _Handoff(QueueHandler):
-    """Hands records as they are to the listener's thread, which formats and writes them.
+    """Hands records as they are to the writer's thread, which formats and writes them.
 
     QueueHandler's own ``prepare`` formats the message on the caller's thread, the event loop,
-    and drops ``exc_info``; the record stays in this process, so it needs neither.
+    and drops ``exc_info``; the record stays in this process, so it needs neither. Nothing is
+    shared with the writer but the queue, which has its own lock: the handler's lock is not
+    taken.
     """
 
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        return record
+    def handle(self, record: logging.LogRecord) -> bool:
+        passed = self.filter(record)
+        if passed:
+            self.queue.put_nowait(record)
+        return bool(passed)
+
+
+class _Writer:
+    """Formats and writes queued records on its own thread, a batch at a time.
+
+    Woken for every record, the thread would take the interpreter lock from the event loop
+    each time the loop lets go of it (hashing a body, writing to a socket) and hold it for as
+    long as there are records: the loop's work waits behind log lines. Pausing after the first
+    record of a batch lets a burst gather, so there is one wake-up and one write for many lines;
+    a line is written at most ``pause`` seconds after it was logged.
+    """
+
+    def __init__(
+        self,
+        records: queue.SimpleQueue[logging.LogRecord | None],
+        output: logging.StreamHandler[TextIO],
+        pause: float,
+    ) -> None:
+        self._records = records
+        self._output = output
+        self._pause = pause
+        self._thread = threading.Thread(target=self._run, name="log writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write everything logged before this call, then end the thread."""
+        self._records.put_nowait(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._records.get()]
+            time.sleep(self._pause)
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    batch.append(self._records.get_nowait())
+            if not self._write(batch):
+                return
+
+    def _write(self, batch: list[logging.LogRecord | None]) -> bool:
+        """Write the batch's lines up to the stop marker; False once it is reached."""
+        records: list[logging.LogRecord] = []
+        for item in batch:
+            if item is None:
+                break
+            records.append(item)
+        lines = []
+        for record in records:
+            try:
+                lines.append(self._output.format(record) + self._output.terminator)
+            except Exception:
+                self._output.handleError(record)
+        if lines:
+            try:
+                self._output.stream.write("".join(lines))
+                self._output.flush()
+            except Exception:
+                self._output.handleError(records[0])
+        return len(records) == len(batch)
 
 
 def configure(level: str) -> None:
@@ -49,11 +124,11 @@ def configure(level: str) -> None:
     thread the event loop only builds the record and enqueues it. The thread drains the queue
     at exit, so lines logged while stopping are still written.
     """
-    global _listener
+    global _writer
     stop()
     output = logging.StreamHandler(sys.stdout)
     output.setFormatter(JsonFormatter())
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    records: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
     handler = _Handoff(records)
     # The JSON line names neither source file, thread nor process: finding them on every record
     # is work for nothing (the logging HOWTO's "Optimization" section).
@@ -66,18 +141,18 @@ def configure(level: str) -> None:
         logger.handlers[:] = [handler]
         logger.setLevel(level.upper())
         logger.propagate = False
-    _listener = QueueListener(records, output)
-    _listener.start()
+    _writer = _Writer(records, output, WRITE_PAUSE)
+    _writer.start()
     atexit.unregister(stop)
     atexit.register(stop)
 
 
 def stop() -> None:
     """Write what is queued and end the thread; a no-op when not started."""
-    global _listener
-    if _listener is not None:
-        _listener.stop()
-        _listener = None
+    global _writer
+    if _writer is not None:
+        _writer.stop()
+        _writer = None
 
 
 def event(message: str, **fields: Any) -> None:
