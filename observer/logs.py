@@ -12,10 +12,13 @@ import threading
 import time
 from datetime import UTC, datetime
 from logging.handlers import QueueHandler
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO, TypeAlias
 
 LOGGER = logging.getLogger("observer")
 _writer: _Writer | None = None
+# The handler configure() put behind the service's logger, and the writer's queue.
+_handoff: _Handoff | None = None
+_queued: queue.SimpleQueue[_Queued] | None = None
 # How long the writer lets lines gather before writing them: the most a line is late.
 WRITE_PAUSE = 0.02
 
@@ -26,18 +29,60 @@ _ENCODER = json.JSONEncoder(default=str)
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
         fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            entry.update(fields)
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return _ENCODER.encode(entry)
+        return _json_line(
+            record.created,
+            record.levelname.lower(),
+            record.name,
+            record.getMessage(),
+            fields if isinstance(fields, dict) else None,
+            self.formatException(record.exc_info) if record.exc_info else None,
+        )
+
+
+def _json_line(
+    created: float,
+    level: str,
+    logger: str,
+    message: str,
+    fields: dict[str, Any] | None,
+    exception: str | None = None,
+) -> str:
+    entry: dict[str, Any] = {
+        "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": logger,
+        "message": message,
+    }
+    if fields:
+        entry.update(fields)
+    if exception is not None:
+        entry["exception"] = exception
+    return _ENCODER.encode(entry)
+
+
+class _Line(NamedTuple):
+    """A line of the service's own, queued as it is: the writer formats it as a record's.
+
+    Building a LogRecord and passing it down the logger's handlers costs the event loop more
+    than the rest of the log line's work; once configure() has put the writer alone behind
+    the service's logger, nothing else would see that record.
+    """
+
+    created: float
+    level: int
+    message: str
+    fields: dict[str, Any]
+
+    def text(self) -> str:
+        return _json_line(
+            self.created, _LEVEL_NAMES[self.level], LOGGER.name, self.message, self.fields
+        )
+
+
+_LEVEL_NAMES = {logging.INFO: "info", logging.WARNING: "warning"}
+# What the writer's queue holds: None asks it to stop.
+_Queued: TypeAlias = logging.LogRecord | _Line | None
 
 
 class _Handoff(QueueHandler):
@@ -68,7 +113,7 @@ class _Writer:
 
     def __init__(
         self,
-        records: queue.SimpleQueue[logging.LogRecord | None],
+        records: queue.SimpleQueue[_Queued],
         output: logging.StreamHandler[TextIO],
         pause: float,
     ) -> None:
@@ -95,26 +140,37 @@ class _Writer:
             if not self._write(batch):
                 return
 
-    def _write(self, batch: list[logging.LogRecord | None]) -> bool:
+    def _write(self, batch: list[_Queued]) -> bool:
         """Write the batch's lines up to the stop marker; False once it is reached."""
-        records: list[logging.LogRecord] = []
+        items: list[logging.LogRecord | _Line] = []
         for item in batch:
             if item is None:
                 break
-            records.append(item)
+            items.append(item)
         lines = []
-        for record in records:
+        for item in items:
             try:
-                lines.append(self._output.format(record) + self._output.terminator)
+                text = item.text() if isinstance(item, _Line) else self._output.format(item)
             except Exception:
-                self._output.handleError(record)
+                self._output.handleError(_record(item))
+            else:
+                lines.append(text + self._output.terminator)
         if lines:
             try:
                 self._output.stream.write("".join(lines))
                 self._output.flush()
             except Exception:
-                self._output.handleError(records[0])
-        return len(records) == len(batch)
+                self._output.handleError(_record(items[0]))
+        return len(items) == len(batch)
+
+
+def _record(item: logging.LogRecord | _Line) -> logging.LogRecord:
+    """A record for logging's own report of a line that could not be written."""
+    if isinstance(item, logging.LogRecord):
+        return item
+    return LOGGER.makeRecord(
+        LOGGER.name, item.level, "", 0, item.message, (), None, extra={"fields": item.fields}
+    )
 
 
 def configure(level: str) -> None:
@@ -124,11 +180,11 @@ def configure(level: str) -> None:
     thread the event loop only builds the record and enqueues it. The thread drains the queue
     at exit, so lines logged while stopping are still written.
     """
-    global _writer
+    global _writer, _handoff, _queued
     stop()
     output = logging.StreamHandler(sys.stdout)
     output.setFormatter(JsonFormatter())
-    records: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
+    records: queue.SimpleQueue[_Queued] = queue.SimpleQueue()
     handler = _Handoff(records)
     # The JSON line names neither source file, thread nor process: finding them on every record
     # is work for nothing (the logging HOWTO's "Optimization" section).
@@ -142,6 +198,7 @@ def configure(level: str) -> None:
         logger.setLevel(level.upper())
         logger.propagate = False
     _writer = _Writer(records, output, WRITE_PAUSE)
+    _handoff, _queued = handler, records
     _writer.start()
     atexit.unregister(stop)
     atexit.register(stop)
@@ -149,23 +206,39 @@ def configure(level: str) -> None:
 
 def stop() -> None:
     """Write what is queued and end the thread; a no-op when not started."""
-    global _writer
+    global _writer, _handoff, _queued
+    _handoff, _queued = None, None
     if _writer is not None:
         _writer.stop()
         _writer = None
 
 
 def event(message: str, **fields: Any) -> None:
-    LOGGER.info(message, extra={"fields": fields})
+    _log(logging.INFO, message, fields)
 
 
 def warning(message: str, **fields: Any) -> None:
     """Something an operator should look at: shown at LOG_LEVEL=warning."""
-    LOGGER.warning(message, extra={"fields": fields})
+    _log(logging.WARNING, message, fields)
 
 
 def request(status: int, message: str, /, **fields: Any) -> None:
     """One answered request: refused ones at warning, so LOG_LEVEL=warning shows what needs
     attention (a wrong secret, a body over the limit, a pipeline's invalid event)."""
-    level = logging.WARNING if status >= 400 else logging.INFO
+    _log(logging.WARNING if status >= 400 else logging.INFO, message, fields)
+
+
+def _log(level: int, message: str, fields: dict[str, Any]) -> None:
+    handlers = LOGGER.handlers
+    if (
+        _queued is not None
+        and len(handlers) == 1
+        and handlers[0] is _handoff
+        and not LOGGER.filters
+        and not LOGGER.disabled
+    ):
+        # Only the writer would see the record: it gets the line without one.
+        if LOGGER.isEnabledFor(level):
+            _queued.put_nowait(_Line(time.time(), level, message, fields))
+        return
     LOGGER.log(level, message, extra={"fields": fields})
