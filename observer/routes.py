@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.registry import Collector
 from pydantic import ValidationError
@@ -31,6 +31,7 @@ from observer.body import (
     parse_json,
     read_body,
 )
+from observer.children import Children
 from observer.events import HANDLERS, dispatch, prepare_json
 from observer.events.generic import EVENT, apply, event_list
 from observer.metrics import Metrics
@@ -163,9 +164,9 @@ class Endpoints:
         self._budget = BodyBudget(settings.max_buffered_bytes)
         # labels() hashes and looks up its arguments under a lock on every call; the webhook's
         # children are bound once. Keys are a handled event or OTHER and a fixed result name,
-        # so the dict stays small.
+        # so they are few.
         self._webhook_duration = metrics.request_duration.labels(endpoint="webhook")
-        self._webhook_deliveries: dict[tuple[str, str], Counter] = {}
+        self._webhook_deliveries = Children(metrics.webhook_deliveries)
         self._events = event_list(settings.max_events_per_request)
         self._openapi = openapi_document(settings.max_events_per_request)
         self.ready = False
@@ -194,11 +195,7 @@ class Endpoints:
 
         def finish(response: Response, result: str, detail: str | None = None) -> Response:
             elapsed = time.perf_counter() - started
-            deliveries = self._webhook_deliveries.get((event, result))
-            if deliveries is None:
-                deliveries = self._metrics.webhook_deliveries.labels(event=event, result=result)
-                self._webhook_deliveries[event, result] = deliveries
-            deliveries.inc()
+            self._webhook_deliveries(event, result).inc()
             self._scrapes.counted()
             self._webhook_duration.observe(elapsed)
             logs.request(
