@@ -51,10 +51,17 @@ class Payload(Model):
 
 
 async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
-    unused = unused_action(payload, HANDLED_ACTIONS)
+    unused = unused_action(payload.get("action"), HANDLED_ACTIONS)
     if unused is not None:
         return Result(Outcome.IGNORED, unused)
-    event = Payload.model_validate(payload)
+    return await record(Payload.model_validate(payload), recorder)
+
+
+async def record(event: Payload, recorder: Recorder) -> Result:
+    # Checked again for a payload validated straight from its bytes, which comes here directly.
+    unused = unused_action(event.action, HANDLED_ACTIONS)
+    if unused is not None:
+        return Result(Outcome.IGNORED, unused)
     pr = event.pull_request
     if event.action == "opened":
         action, key = "opened", f"pull_request:{pr.id}:opened"
