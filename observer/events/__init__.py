@@ -42,7 +42,33 @@ async def dispatch(event: str, payload: dict[str, Any], recorder: Recorder) -> R
     handler = HANDLERS.get(event)
     if handler is None:
         return Result(Outcome.IGNORED, f"event {event!r} is not used")
+    unused = _unused_action(event, payload.get("action"))
+    if unused is not None:
+        return unused
     return await handler(payload, recorder)
+
+
+# Events some of whose actions are not used: those payloads are acknowledged unvalidated.
+_ACTIONS: Mapping[str, frozenset[str]] = {
+    "pull_request": pull_request.HANDLED_ACTIONS,
+    "issues": issues.HANDLED_ACTIONS,
+}
+
+
+def _unused_action(event: str, action: object) -> Result | None:
+    """The answer to an action the event's handler does not use, or None when it is used.
+
+    Only a handled action's payload is validated: GitHub adds actions (``pinned``) whose
+    payloads lack fields the handled ones carry, and an authentic delivery must not get a 400.
+    """
+    handled = _ACTIONS.get(event)
+    if handled is None or (isinstance(action, str) and action in handled):
+        return None
+    return Result(Outcome.IGNORED, f"action {str(action)[:64]!r} is not used")
+
+
+async def _answer(result: Result, recorder: Recorder) -> Result:
+    return result
 
 
 # Events whose handling reads nothing but the event's model: the model, and what applies it.
@@ -73,4 +99,7 @@ def prepare_json(event: str, body: bytes) -> Prepared | None:
         parsed = model.model_validate_json(body)
     except ValidationError:
         return None
+    unused = _unused_action(event, getattr(parsed, "action", None))
+    if unused is not None:
+        return partial(_answer, unused)
     return partial(record, parsed)

@@ -22,17 +22,6 @@ Sha = Annotated[str, StringConstraints(pattern=r"^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]
 Environment = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 
 
-def unused_action(action: object, handled: frozenset[str]) -> str | None:
-    """Why a delivery is ignored before its payload is validated, or None when it is handled.
-
-    Only a handled action's payload is validated: GitHub adds actions (``pinned``) whose
-    payloads lack fields the handled ones carry, and an authentic delivery must not get a 400.
-    """
-    if isinstance(action, str) and action in handled:
-        return None
-    return f"action {str(action)[:64]!r} is not used"
-
-
 class Model(BaseModel):
     """A payload part: only the fields the service reads, the rest of GitHub's shape ignored."""
 
