@@ -99,7 +99,9 @@ def prepare_json(event: str, body: bytes) -> Prepared | None:
         parsed = model.model_validate_json(body)
     except ValidationError:
         return None
-    unused = _unused_action(event, getattr(parsed, "action", None))
+    # A model's fields are in its __dict__; getattr() of a field a model lacks costs pydantic an
+    # exception, a few microseconds a delivery.
+    unused = _unused_action(event, vars(parsed).get("action"))
     if unused is not None:
         return partial(_answer, unused)
     return partial(record, parsed)
