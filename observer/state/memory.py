@@ -36,12 +36,16 @@ class _Family:
         self.items.pop(key, None)
 
     def prune(self, now: float) -> None:
+        items = self.items
+        # The oldest writes go first: over the capacity, they are dropped without looking.
+        while len(items) > self.kind.capacity:
+            items.popitem(last=False)
         # Every key of a kind lives as long, so the oldest write expires first.
-        while self.items:
-            key, (expires, _) = next(iter(self.items.items()))
-            if expires > now and len(self.items) <= self.kind.capacity:
+        while items:
+            key, (expires, _) = next(iter(items.items()))
+            if expires > now:
                 break
-            del self.items[key]
+            del items[key]
 
 
 class MemoryStore:
