@@ -6,7 +6,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qs
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
@@ -42,15 +42,26 @@ class BodyBudget:
         self.used = 0
 
 
-async def read_body(request: Request, limit: int, budget: BodyBudget) -> bytes:
-    """The whole body, refused as soon as it is known to exceed ``limit`` bytes."""
-    declared = request.headers.get("content-length")
+async def read_body(
+    receive: Receive, declared: str | None, limit: int, budget: BodyBudget
+) -> bytes:
+    """The whole body, refused as soon as it is known to exceed ``limit`` bytes.
+
+    ``declared`` is the Content-Length header, when there is one. The body is read from the
+    ASGI messages themselves: the webhook reads its request without starlette's Request.
+    """
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(f"body is larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in request.stream():
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise BodyError("the client went away before sending the whole body")
+            if message["type"] != "http.request":
+                continue
+            chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > limit:
                 raise BodyTooLarge(f"body is larger than {limit} bytes")
@@ -58,15 +69,16 @@ async def read_body(request: Request, limit: int, budget: BodyBudget) -> bytes:
                 raise Busy("too many request bodies are being received; retry later")
             budget.used += len(chunk)
             chunks.append(chunk)
-    except ClientDisconnect:
-        raise BodyError("the client went away before sending the whole body") from None
+            if not message.get("more_body", False):
+                break
     finally:
         budget.used -= sum(len(chunk) for chunk in chunks)
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+def media_type(content_type: str) -> str:
+    """The media type of a Content-Type header's value, without parameters, lower-cased."""
+    return content_type.split(";", 1)[0].strip().lower()
 
 
 def parse_json(data: bytes | str) -> Any:

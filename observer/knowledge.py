@@ -59,10 +59,11 @@ class Knowledge:
 
     async def learn_push(self, push: Push) -> None:
         repository = push.repository.lower()
-        if push.commits:
+        # Each commit's time, converted once: a push carries up to thousands of commits.
+        shipped = [(c.sha, c.time.timestamp()) for c in push.commits]
+        if shipped:
             await self._store.put_many(
-                "commit",
-                {_key(repository, c.sha): c.time.timestamp() for c in push.commits},
+                "commit", {_key(repository, sha): moment for sha, moment in shipped}
             )
         if not push.ref.startswith(BRANCH_PREFIX):
             return
@@ -70,7 +71,7 @@ class Knowledge:
         if not push.deleted:
             record = {
                 "before": push.before,
-                "commits": [[c.sha, c.time.timestamp()] for c in push.commits],
+                "commits": [[sha, moment] for sha, moment in shipped],
             }
             await self._store.put_many("push", {_key(repository, push.after): record})
             await self._store.append_many(

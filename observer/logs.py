@@ -3,43 +3,174 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import queue
 import sys
+import threading
+import time
 from datetime import UTC, datetime
-from logging.handlers import QueueHandler, QueueListener
-from typing import Any
+from logging.handlers import QueueHandler
+from typing import Any, NamedTuple, TextIO, TypeAlias
 
 LOGGER = logging.getLogger("observer")
-_listener: QueueListener | None = None
+_writer: _Writer | None = None
+# The handler configure() put behind the service's logger, and the writer's queue.
+_handoff: _Handoff | None = None
+_queued: queue.SimpleQueue[_Queued] | None = None
+# How long the writer lets lines gather before writing them: the most a line is late.
+WRITE_PAUSE = 0.02
+
+
+# json.dumps with an argument builds an encoder per call; one is enough.
+_ENCODER = json.JSONEncoder(default=str)
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
         fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            entry.update(fields)
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return _json_line(
+            record.created,
+            record.levelname.lower(),
+            record.name,
+            record.getMessage(),
+            fields if isinstance(fields, dict) else None,
+            self.formatException(record.exc_info) if record.exc_info else None,
+        )
+
+
+def _json_line(
+    created: float,
+    level: str,
+    logger: str,
+    message: str,
+    fields: dict[str, Any] | None,
+    exception: str | None = None,
+) -> str:
+    entry: dict[str, Any] = {
+        "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": logger,
+        "message": message,
+    }
+    if fields:
+        entry.update(fields)
+    if exception is not None:
+        entry["exception"] = exception
+    return _ENCODER.encode(entry)
+
+
+class _Line(NamedTuple):
+    """A line of the service's own, queued as it is: the writer formats it as a record's.
+
+    Building a LogRecord and passing it down the logger's handlers costs the event loop more
+    than the rest of the log line's work; once configure() has put the writer alone behind
+    the service's logger, nothing else would see that record.
+    """
+
+    created: float
+    level: int
+    message: str
+    fields: dict[str, Any]
+
+    def text(self) -> str:
+        return _json_line(
+            self.created, _LEVEL_NAMES[self.level], LOGGER.name, self.message, self.fields
+        )
+
+
+_LEVEL_NAMES = {logging.INFO: "info", logging.WARNING: "warning"}
+# What the writer's queue holds: None asks it to stop.
+_Queued: TypeAlias = logging.LogRecord | _Line | None
 
 
 class _Handoff(QueueHandler):
-    """Hands records as they are to the listener's thread, which formats and writes them.
+    """Hands records as they are to the writer's thread, which formats and writes them.
 
     QueueHandler's own ``prepare`` formats the message on the caller's thread, the event loop,
-    and drops ``exc_info``; the record stays in this process, so it needs neither.
+    and drops ``exc_info``; the record stays in this process, so it needs neither. Nothing is
+    shared with the writer but the queue, which has its own lock: the handler's lock is not
+    taken.
     """
 
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        return record
+    def handle(self, record: logging.LogRecord) -> bool:
+        passed = self.filter(record)
+        if passed:
+            self.queue.put_nowait(record)
+        return bool(passed)
+
+
+class _Writer:
+    """Formats and writes queued records on its own thread, a batch at a time.
+
+    Woken for every record, the thread would take the interpreter lock from the event loop
+    each time the loop lets go of it (hashing a body, writing to a socket) and hold it for as
+    long as there are records: the loop's work waits behind log lines. Pausing after the first
+    record of a batch lets a burst gather, so there is one wake-up and one write for many lines;
+    a line is written at most ``pause`` seconds after it was logged.
+    """
+
+    def __init__(
+        self,
+        records: queue.SimpleQueue[_Queued],
+        output: logging.StreamHandler[TextIO],
+        pause: float,
+    ) -> None:
+        self._records = records
+        self._output = output
+        self._pause = pause
+        self._thread = threading.Thread(target=self._run, name="log writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write everything logged before this call, then end the thread."""
+        self._records.put_nowait(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._records.get()]
+            time.sleep(self._pause)
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    batch.append(self._records.get_nowait())
+            if not self._write(batch):
+                return
+
+    def _write(self, batch: list[_Queued]) -> bool:
+        """Write the batch's lines up to the stop marker; False once it is reached."""
+        items: list[logging.LogRecord | _Line] = []
+        for item in batch:
+            if item is None:
+                break
+            items.append(item)
+        lines = []
+        for item in items:
+            try:
+                text = item.text() if isinstance(item, _Line) else self._output.format(item)
+            except Exception:
+                self._output.handleError(_record(item))
+            else:
+                lines.append(text + self._output.terminator)
+        if lines:
+            try:
+                self._output.stream.write("".join(lines))
+                self._output.flush()
+            except Exception:
+                self._output.handleError(_record(items[0]))
+        return len(items) == len(batch)
+
+
+def _record(item: logging.LogRecord | _Line) -> logging.LogRecord:
+    """A record for logging's own report of a line that could not be written."""
+    if isinstance(item, logging.LogRecord):
+        return item
+    return LOGGER.makeRecord(
+        LOGGER.name, item.level, "", 0, item.message, (), None, extra={"fields": item.fields}
+    )
 
 
 def configure(level: str) -> None:
@@ -49,11 +180,11 @@ def configure(level: str) -> None:
     thread the event loop only builds the record and enqueues it. The thread drains the queue
     at exit, so lines logged while stopping are still written.
     """
-    global _listener
+    global _writer, _handoff, _queued
     stop()
     output = logging.StreamHandler(sys.stdout)
     output.setFormatter(JsonFormatter())
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    records: queue.SimpleQueue[_Queued] = queue.SimpleQueue()
     handler = _Handoff(records)
     # The JSON line names neither source file, thread nor process: finding them on every record
     # is work for nothing (the logging HOWTO's "Optimization" section).
@@ -66,31 +197,48 @@ def configure(level: str) -> None:
         logger.handlers[:] = [handler]
         logger.setLevel(level.upper())
         logger.propagate = False
-    _listener = QueueListener(records, output)
-    _listener.start()
+    _writer = _Writer(records, output, WRITE_PAUSE)
+    _handoff, _queued = handler, records
+    _writer.start()
     atexit.unregister(stop)
     atexit.register(stop)
 
 
 def stop() -> None:
     """Write what is queued and end the thread; a no-op when not started."""
-    global _listener
-    if _listener is not None:
-        _listener.stop()
-        _listener = None
+    global _writer, _handoff, _queued
+    _handoff, _queued = None, None
+    if _writer is not None:
+        _writer.stop()
+        _writer = None
 
 
 def event(message: str, **fields: Any) -> None:
-    LOGGER.info(message, extra={"fields": fields})
+    _log(logging.INFO, message, fields)
 
 
 def warning(message: str, **fields: Any) -> None:
     """Something an operator should look at: shown at LOG_LEVEL=warning."""
-    LOGGER.warning(message, extra={"fields": fields})
+    _log(logging.WARNING, message, fields)
 
 
 def request(status: int, message: str, /, **fields: Any) -> None:
     """One answered request: refused ones at warning, so LOG_LEVEL=warning shows what needs
     attention (a wrong secret, a body over the limit, a pipeline's invalid event)."""
-    level = logging.WARNING if status >= 400 else logging.INFO
+    _log(logging.WARNING if status >= 400 else logging.INFO, message, fields)
+
+
+def _log(level: int, message: str, fields: dict[str, Any]) -> None:
+    handlers = LOGGER.handlers
+    if (
+        _queued is not None
+        and len(handlers) == 1
+        and handlers[0] is _handoff
+        and not LOGGER.filters
+        and not LOGGER.disabled
+    ):
+        # Only the writer would see the record: it gets the line without one.
+        if LOGGER.isEnabledFor(level):
+            _queued.put_nowait(_Line(time.time(), level, message, fields))
+        return
     LOGGER.log(level, message, extra={"fields": fields})

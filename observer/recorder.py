@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from observer.activity import Activity
+from observer.children import Children
 from observer.deploy_workflows import DeployWorkflows
 from observer.domain import (
     Deployment,
@@ -62,6 +63,9 @@ class Recorder:
         # Teams, reviews, rework and surveys: the figures that must never name a person.
         self.activity = activity
         self.deploy_workflows = deploy_workflows
+        self._deployments_total = Children(metrics.deployments)
+        self._commits_pushed = Children(metrics.commits_pushed)
+        self._last_event = Children(metrics.last_event)
 
     def is_production(self, environment: str) -> bool:
         return self._production.search(environment.lower()) is not None
@@ -88,7 +92,7 @@ class Recorder:
             async with self._taken_back_on_failure(deployment.key):
                 recoveries = await self._deployments.record(deployment, ships=ships)
         environment = self._labels.environment(deployment.environment)
-        self.metrics.deployments.labels(repository, environment, deployment.status).inc()
+        self._deployments_total(repository, environment, deployment.status).inc()
         for recovered in recoveries:
             self.metrics.deployment_recovery.labels(repository, environment).observe(recovered)
         self._touch(repository)
@@ -129,7 +133,7 @@ class Recorder:
         async with self._taken_back_on_failure(push.key):
             await self._knowledge.learn_push(push)
         if push.new:
-            self.metrics.commits_pushed.labels(repository).inc(len(push.new))
+            self._commits_pushed(repository).inc(len(push.new))
         self._touch(repository)
         return Result(Outcome.ACCEPTED, repository=repository)
 
@@ -193,7 +197,7 @@ class Recorder:
             raise
 
     def _touch(self, repository: str) -> None:
-        self.metrics.last_event.labels(repository).set(time.time())
+        self._last_event(repository).set(time.time())
         self.activity.saw_repository(repository)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +50,31 @@ def test_an_issue_pinned_is_ignored_and_an_incident_still_counts(service: Servic
     assert response.json()["detail"] == "action 'pinned' is not used"
     assert service.deliver_fixture("issues_opened_incident").json()["result"] == "accepted"
     assert service.metrics().get("dora_incidents_opened_total", repository="octo-org/octo-app") == 1
+
+
+def test_every_example_is_answered_and_counted_alike_as_json_and_as_a_form(
+    start: Callable[..., Service],
+) -> None:
+    # A JSON body is validated straight from its bytes; a form's payload goes through
+    # json.loads first. Which parser read a delivery must not show in its answer or its count.
+    as_json, as_form = start(), start()
+    for event in load_examples():
+        for index, example in enumerate(event["examples"]):
+            delivery = f"{event['name']}-{index}"
+            sent = as_json.deliver(event["name"], example, delivery=delivery)
+            form = as_form.deliver(
+                event["name"],
+                example,
+                delivery=delivery,
+                content_type="application/x-www-form-urlencoded",
+            )
+            assert (sent.status_code, sent.json()) == (form.status_code, form.json()), delivery
+    assert _counted(as_json.metrics().text) == _counted(as_form.metrics().text)
+
+
+def _counted(exposition: str) -> list[str]:
+    # Every series but the process's own and the request durations, which differ by nature.
+    skipped = ("process_", "python_", "observer_request_duration", "observer_last_event")
+    return sorted(
+        line for line in exposition.splitlines() if line and not line.startswith(("#", *skipped))
+    )

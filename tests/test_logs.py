@@ -59,3 +59,24 @@ def test_refusals_show_at_warning_and_the_rest_does_not() -> None:
         ("webhook delivery", "d-2"),
         ("Exception in ASGI application", None),
     ]
+
+
+def test_lines_are_written_while_the_process_runs() -> None:
+    # Batched lines still come out while the service is serving, not only when it stops.
+    program = (
+        "import sys\nfrom observer import logs\nlogs.configure('info')\n"
+        "logs.event('serving')\nsys.stdin.read()\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", program],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert json.loads(first)["message"] == "serving"
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        process.wait(timeout=30)

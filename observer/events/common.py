@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -20,18 +20,6 @@ RepositoryPath = Annotated[
 ]
 Sha = Annotated[str, StringConstraints(pattern=r"^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$")]
 Environment = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-
-
-def unused_action(payload: dict[str, Any], handled: frozenset[str]) -> str | None:
-    """Why a delivery is ignored before its payload is validated, or None when it is handled.
-
-    Only a handled action's payload is validated: GitHub adds actions (``pinned``) whose
-    payloads lack fields the handled ones carry, and an authentic delivery must not get a 400.
-    """
-    action = payload.get("action")
-    if isinstance(action, str) and action in handled:
-        return None
-    return f"action {str(action)[:64]!r} is not used"
 
 
 class Model(BaseModel):

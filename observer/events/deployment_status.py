@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AwareDatetime, ValidationError
+from pydantic import AwareDatetime
 
 from observer.domain import Deployment, Outcome, Result
 from observer.events.common import Environment, Model, Repository, Sha
@@ -34,18 +34,6 @@ class Payload(Model):
 
 async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
     return await record(Payload.model_validate(payload), recorder)
-
-
-def from_json(body: bytes) -> Payload | None:
-    """The payload parsed and validated in one pass over the bytes, or None when it fails.
-
-    On failure the caller takes the general path (``json.loads``, then ``handle``), which gives
-    the error messages and fields of that path, so no answer depends on the parser chosen.
-    """
-    try:
-        return Payload.model_validate_json(body)
-    except ValidationError:
-        return None
 
 
 async def record(event: Payload, recorder: Recorder) -> Result:

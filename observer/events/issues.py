@@ -7,9 +7,10 @@ from typing import Any
 from pydantic import AwareDatetime, Field
 
 from observer.domain import IncidentOpened, IncidentResolved, Outcome, Result
-from observer.events.common import Label, Model, Repository, unused_action
+from observer.events.common import Label, Model, Repository
 from observer.recorder import Recorder
 
+# Only these actions' payloads are validated; the others are acknowledged (observer.events).
 HANDLED_ACTIONS = frozenset({"opened", "labeled", "closed"})
 
 
@@ -30,10 +31,10 @@ class Payload(Model):
 
 
 async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
-    unused = unused_action(payload, HANDLED_ACTIONS)
-    if unused is not None:
-        return Result(Outcome.IGNORED, unused)
-    event = Payload.model_validate(payload)
+    return await record(Payload.model_validate(payload), recorder)
+
+
+async def record(event: Payload, recorder: Recorder) -> Result:
     issue = event.issue
     wanted = recorder.incident_label
     is_incident = any(label.name.lower() == wanted for label in issue.labels)

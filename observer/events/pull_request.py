@@ -7,9 +7,10 @@ from typing import Any
 from pydantic import AwareDatetime, Field
 
 from observer.domain import Outcome, PullRequest, Result
-from observer.events.common import Label, Model, Repository, Sha, unused_action
+from observer.events.common import Label, Model, Repository, Sha
 from observer.recorder import Recorder
 
+# Only these actions' payloads are validated; the others are acknowledged (observer.events).
 HANDLED_ACTIONS = frozenset({"opened", "closed", "ready_for_review"})
 
 
@@ -51,10 +52,10 @@ class Payload(Model):
 
 
 async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
-    unused = unused_action(payload, HANDLED_ACTIONS)
-    if unused is not None:
-        return Result(Outcome.IGNORED, unused)
-    event = Payload.model_validate(payload)
+    return await record(Payload.model_validate(payload), recorder)
+
+
+async def record(event: Payload, recorder: Recorder) -> Result:
     pr = event.pull_request
     if event.action == "opened":
         action, key = "opened", f"pull_request:{pr.id}:opened"

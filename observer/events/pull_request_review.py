@@ -37,7 +37,10 @@ class Payload(Model):
 
 
 async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
-    event = Payload.model_validate(payload)
+    return await record(Payload.model_validate(payload), recorder)
+
+
+async def record(event: Payload, recorder: Recorder) -> Result:
     if event.action != "submitted":
         return Result(Outcome.IGNORED, f"action {event.action!r} is not counted")
     state = event.review.state.lower()

@@ -28,7 +28,10 @@ class Payload(Model):
 
 
 async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
-    event = Payload.model_validate(payload)
+    return await record(Payload.model_validate(payload), recorder)
+
+
+async def record(event: Payload, recorder: Recorder) -> Result:
     commits = [(Commit(c.id.lower(), c.timestamp), c.distinct) for c in event.commits]
     return await recorder.push(
         Push(

@@ -36,7 +36,10 @@ class Payload(Model):
 
 
 async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
-    event = Payload.model_validate(payload)
+    return await record(Payload.model_validate(payload), recorder)
+
+
+async def record(event: Payload, recorder: Recorder) -> Result:
     run = event.workflow_run
     if event.action != "completed":
         return Result(Outcome.IGNORED, f"action {event.action!r} is not counted")

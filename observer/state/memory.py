@@ -28,20 +28,24 @@ class _Family:
         return item[1]
 
     def put(self, key: str, value: Json, now: float) -> None:
+        """Write one key; the caller prunes once it has written all of its keys."""
         self.items[key] = (now + self.kind.ttl, value)
         self.items.move_to_end(key)
-        self.prune(now)
 
     def pop(self, key: str) -> None:
         self.items.pop(key, None)
 
     def prune(self, now: float) -> None:
+        items = self.items
+        # The oldest writes go first: over the capacity, they are dropped without looking.
+        while len(items) > self.kind.capacity:
+            items.popitem(last=False)
         # Every key of a kind lives as long, so the oldest write expires first.
-        while self.items:
-            key, (expires, _) = next(iter(self.items.items()))
-            if expires > now and len(self.items) <= self.kind.capacity:
+        while items:
+            key, (expires, _) = next(iter(items.items()))
+            if expires > now:
                 break
-            del self.items[key]
+            del items[key]
 
 
 class MemoryStore:
@@ -64,6 +68,7 @@ class MemoryStore:
         if family.get(member, now) is not None:
             return False
         family.put(member, 1, now)
+        family.prune(now)
         return True
 
     async def contains(self, kind: str, member: str) -> bool:
@@ -81,6 +86,7 @@ class MemoryStore:
         family, now = self._family(kind), time.time()
         for key, value in items.items():
             family.put(key, value, now)
+        family.prune(now)
 
     async def append_many(self, kind: str, items: Mapping[str, Json], limit: int) -> None:
         family, now = self._family(kind), time.time()
@@ -88,6 +94,7 @@ class MemoryStore:
             values = list(family.get(key, now) or [])
             values.append(value)
             family.put(key, values[-limit:], now)
+        family.prune(now)
 
     async def lists(self, kind: str, keys: Iterable[str]) -> dict[str, list[Json]]:
         return await self.get_many(kind, keys)
@@ -99,6 +106,7 @@ class MemoryStore:
             family.pop(key)
         else:
             family.put(key, value, now)
+            family.prune(now)
         return result
 
     async def lock(self, name: str, ttl: float) -> str | None:
