@@ -21,6 +21,15 @@ _handoff: _Handoff | None = None
 _queued: queue.SimpleQueue[_Queued] | None = None
 # How long the writer lets lines gather before writing them: the most a line is late.
 WRITE_PAUSE = 0.02
+# The most lines waiting for the writer. Past it a line is dropped rather than queued, so that
+# a standard output that blocks (a pipe nobody reads, a stalled log collector) costs lines, not
+# memory without end nor a stalled event loop. 10,000 lines are about two seconds of deliveries
+# at full speed, enough to ride out a collector's hiccup, and at most about 10 MiB (a waiting
+# line holds up to ~1 KiB).
+QUEUE_LIMIT = 10_000
+# Lines dropped since the process started (what /metrics shows) and since the writer last said so.
+_dropped = 0
+_dropped_reported = 0
 
 
 # json.dumps with an argument builds an encoder per call; one is enough.
@@ -94,11 +103,31 @@ class _Handoff(QueueHandler):
     taken.
     """
 
+    def __init__(self, records: queue.SimpleQueue[_Queued]) -> None:
+        super().__init__(records)
+        self._records = records
+
     def handle(self, record: logging.LogRecord) -> bool:
         passed = self.filter(record)
         if passed:
-            self.queue.put_nowait(record)
+            _enqueue(self._records, record)
         return bool(passed)
+
+
+def _enqueue(records: queue.SimpleQueue[_Queued], item: logging.LogRecord | _Line) -> None:
+    # SimpleQueue has no bound of its own, and queue.Queue's costs every line a condition
+    # variable: its size is read instead. Threads other than the loop log rarely, so the bound
+    # may be passed by a line or two, and a drop counted by two threads at once lost.
+    global _dropped
+    if records.qsize() >= QUEUE_LIMIT:
+        _dropped += 1
+    else:
+        records.put_nowait(item)
+
+
+def lines_dropped() -> int:
+    """Log lines dropped because the writer's queue was full, since the process started."""
+    return _dropped
 
 
 class _Writer:
@@ -137,7 +166,10 @@ class _Writer:
             with contextlib.suppress(queue.Empty):
                 while True:
                     batch.append(self._records.get_nowait())
-            if not self._write(batch):
+            going_on = self._write(batch)
+            # The queue was drained: the writer has caught up, and says what it could not write.
+            self._report_dropped()
+            if not going_on:
                 return
 
     def _write(self, batch: list[_Queued]) -> bool:
@@ -162,6 +194,20 @@ class _Writer:
             except Exception:
                 self._output.handleError(_record(items[0]))
         return len(items) == len(batch)
+
+    def _report_dropped(self) -> None:
+        global _dropped_reported
+        dropped = _dropped
+        if dropped == _dropped_reported or not LOGGER.isEnabledFor(logging.WARNING):
+            return
+        line = _Line(
+            time.time(),
+            logging.WARNING,
+            "log lines dropped: standard output did not keep up",
+            {"dropped": dropped - _dropped_reported, "queue_limit": QUEUE_LIMIT},
+        )
+        _dropped_reported = dropped
+        self._write([line])
 
 
 def _record(item: logging.LogRecord | _Line) -> logging.LogRecord:
@@ -239,6 +285,6 @@ def _log(level: int, message: str, fields: dict[str, Any]) -> None:
     ):
         # Only the writer would see the record: it gets the line without one.
         if LOGGER.isEnabledFor(level):
-            _queued.put_nowait(_Line(time.time(), level, message, fields))
+            _enqueue(_queued, _Line(time.time(), level, message, fields))
         return
     LOGGER.log(level, message, extra={"fields": fields})

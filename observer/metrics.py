@@ -17,10 +17,10 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
 )
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from observer import __version__
+from observer import __version__, logs
 
 # One bucket set for every duration, holding the DORA tier edges (1 h, 1 d, 1 w, 30 d) so that
 # tiers can be read straight off the buckets.
@@ -241,6 +241,8 @@ class Metrics:
             registry=registry,
         )
 
+        self.log_lines_dropped = LogLinesDropped(registry)
+
         self._teams_and_activity(registry)
         self._initialise_known_labels()
         self._add_runtime_collectors()
@@ -379,3 +381,23 @@ class LastReported(Collector):
         if self._value is None:
             return []
         return [GaugeMetricFamily(self._name, self._documentation, value=self._value)]
+
+
+class LogLinesDropped(Collector):
+    """The log lines the process dropped, read from the log writer's own count.
+
+    The writer is one per process and outlives any registry, so its count is read at scrape time
+    rather than copied into a counter of this registry.
+    """
+
+    NAME = "observer_log_lines_dropped"
+    DOCUMENTATION = "Log lines dropped because standard output did not keep up with them."
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        registry.register(self)
+
+    def describe(self) -> Iterable[Metric]:
+        return [CounterMetricFamily(self.NAME, self.DOCUMENTATION)]
+
+    def collect(self) -> Iterable[Metric]:
+        return [CounterMetricFamily(self.NAME, self.DOCUMENTATION, value=logs.lines_dropped())]

@@ -106,9 +106,13 @@ def start_observer(
     secret: str = "e2e-secret",
     command: list[str] | None = None,
     port: int | None = None,
+    output: int | None = None,
 ) -> Iterator[ObserverProcess]:
     """Run ``observer`` on a free loopback port (or ``port``, known beforehand) until the block
-    ends, then stop it with SIGTERM."""
+    ends, then stop it with SIGTERM.
+
+    Its output goes to a file that ``logs()`` reads, or to ``output`` (``subprocess.PIPE``, say).
+    """
     port = port if port is not None else free_port()
     full_env = {
         key: value
@@ -123,7 +127,10 @@ def start_observer(
         log_path = Path(tmp) / "observer.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                command or observer_command(), env=full_env, stdout=log, stderr=subprocess.STDOUT
+                command or observer_command(),
+                env=full_env,
+                stdout=log if output is None else output,
+                stderr=subprocess.STDOUT,
             )
             running = ObserverProcess(process, port, log_path)
             try:

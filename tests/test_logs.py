@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import threading
+import time
+from typing import Any
+
+import httpx
+
+from tests.processes import start_observer
 
 PROGRAM = """
 import logging, sys
@@ -80,3 +88,76 @@ def test_lines_are_written_while_the_process_runs() -> None:
         assert process.stdin is not None
         process.stdin.close()
         process.wait(timeout=30)
+
+
+# Past the writer's limit of 10,000 waiting lines, with room for the lines already in the pipe.
+DELIVERIES = 60_000
+# Each waiting line of these deliveries holds about 650 bytes: unbounded, the queue grew the
+# process by some 40 MiB; bounded, by about 6 MiB. Generous for the allocator's noise, too small
+# for the unbounded queue.
+GROWTH_LIMIT = 20 * 1024 * 1024
+
+
+def test_a_standard_output_nobody_reads_costs_log_lines_not_memory_nor_answers() -> None:
+    with start_observer(output=subprocess.PIPE) as observer:
+        assert observer.process.stdout is not None
+        send_unsigned(observer.port, 2_000)  # the pipe fills, and the service warms up
+        before = _metric(observer.url, "process_resident_memory_bytes")
+        send_unsigned(observer.port, DELIVERIES)
+        # Still answering: logging drops lines rather than wait for the pipe.
+        assert httpx.get(f"{observer.url}/healthz", timeout=5.0).status_code == 200
+        assert _metric(observer.url, "observer_log_lines_dropped_total") > 0
+        growth = _metric(observer.url, "process_resident_memory_bytes") - before
+        assert growth < GROWTH_LIMIT, f"resident size grew by {growth / 2**20:.1f} MiB"
+
+        lines: list[dict[str, Any]] = []
+        reader = threading.Thread(
+            target=lambda: lines.extend(map(json.loads, observer.process.stdout or [])),
+            daemon=True,
+        )
+        reader.start()
+        deadline = time.monotonic() + 30
+        while not [line for line in lines if line.get("dropped")]:
+            assert time.monotonic() < deadline, "no warning about dropped lines"
+            time.sleep(0.05)
+    warnings = [line for line in lines if line.get("dropped")]
+    assert warnings[0]["level"] == "warning"
+    assert "dropped" in warnings[0]["message"]
+    # Every delivery was either written or counted as dropped.
+    written = sum(1 for line in lines if line.get("message") == "webhook delivery")
+    assert written + sum(line["dropped"] for line in warnings) >= DELIVERIES + 2_000
+
+
+ANSWER = b"HTTP/1.1 401 "
+WINDOW = 100
+
+
+def send_unsigned(port: int, count: int) -> None:
+    """``count`` deliveries without a signature, pipelined on one connection, all answered.
+
+    Each is refused with a 401 and a log line, which is all this needs: lines, fast. They go a
+    window at a time: the server would hold all the requests sent ahead of their answers.
+    """
+    request = (
+        "POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
+        "X-GitHub-Event: push\r\nX-GitHub-Delivery: " + "d" * 128 + "\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        tail = b""  # the end of what came before: an answer's status line may be split
+        for start in range(0, count, WINDOW):
+            window = min(WINDOW, count - start)
+            connection.sendall(request * window)
+            answered = 0
+            while answered < window:
+                received = connection.recv(1 << 16)
+                assert received, f"connection closed after {start + answered} answers"
+                data = tail + received
+                answered += data.count(ANSWER)
+                tail = data[1 - len(ANSWER) :]
+
+
+def _metric(url: str, name: str) -> float:
+    for line in httpx.get(f"{url}/metrics", timeout=5.0).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name}")
