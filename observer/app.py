@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from observer import logs
 from observer.activity import Activity
 from observer.deploy_workflows import DeployWorkflows
+from observer.dispatch import Observer
 from observer.enrichment import Deployments, Enrichment
 from observer.github import GitHubClient, create_http_client
 from observer.github_auth import AppInstallationToken, AppJwt, TokenSource, token_source
@@ -27,7 +28,7 @@ from observer.leadtime import LeadTime
 from observer.metrics import Metrics
 from observer.recorder import Recorder
 from observer.redeliver import Hook, Redelivery, hook_path
-from observer.routes import Endpoints, Services
+from observer.routes import WEBHOOK_PATH, Endpoints, Services
 from observer.scrapes import Scrapes
 from observer.settings import Settings
 from observer.shutdown import Shutdown
@@ -116,7 +117,7 @@ def create_app(
                 if isinstance(store, FileStore):
                     store.save()
 
-    return Starlette(routes=endpoints.routes(), lifespan=lifespan)
+    return Observer(endpoints.webhook, WEBHOOK_PATH, routes=endpoints.routes(), lifespan=lifespan)
 
 
 @dataclass(frozen=True, slots=True)

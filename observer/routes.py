@@ -7,7 +7,7 @@ import gzip
 import hmac
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from observer.body import (
     read_body,
 )
 from observer.children import Children
+from observer.dispatch import Asgi
 from observer.events import HANDLERS, dispatch, prepare_json
 from observer.events.generic import EVENT, apply, event_list
 from observer.exposition import GZIP_LEVEL, Exposition
@@ -45,6 +46,7 @@ from observer.state import Store, StoreUnavailable
 from observer.validation import describe
 
 OTHER = "other"
+WEBHOOK_PATH = "/webhook"
 MAX_DELIVERY_ID = 128
 # What a 503 asks the sender to wait: GitHub does not redeliver by itself, pipelines may retry.
 RETRY_AFTER_SECONDS = 30
@@ -185,7 +187,7 @@ class Endpoints:
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/", self.index, methods=["GET"]),
-            Route("/webhook", _Asgi(self.webhook), methods=["POST"]),
+            Route(WEBHOOK_PATH, Asgi(self.webhook), methods=["POST"]),
             Route("/api/event", self.api_event, methods=["POST"]),
             Route(
                 "/metrics",
@@ -413,21 +415,6 @@ class Endpoints:
         return JSONResponse(self._openapi)
 
 
-class _Asgi:
-    """An endpoint given the ASGI scope and receive, without starlette's Request around them.
-
-    starlette's Request, its header lookups and its exception wrapper cost a busy webhook more
-    than its own signature check; the webhook reads the few headers it needs at once.
-    """
-
-    def __init__(self, endpoint: Callable[[Scope, Receive], Awaitable[Response]]) -> None:
-        self._endpoint = endpoint
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self._endpoint(scope, receive)
-        await response(scope, receive, send)
-
-
 def _headers(scope: Scope) -> dict[str, str]:
     """Each header's first value by its (lower-case) name, as starlette's Headers.get gives."""
     headers: dict[str, str] = {}
@@ -436,11 +423,39 @@ def _headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
-def _accepted(outcome: str, delivery: str, detail: str | None = None) -> JSONResponse:
-    body = {"result": str(outcome), "delivery": delivery}
+def _accepted(outcome: str, delivery: str, detail: str | None = None) -> Response:
+    """The bytes _Json would render for ``{"result", "delivery", "detail"}``, put together."""
+    parts = [_result(str(outcome)), _COMPACT.encode(delivery).encode()]
     if detail:
-        body["detail"] = detail
-    return _Json(body)
+        parts += [b',"detail":', _COMPACT.encode(detail).encode()]
+    parts.append(b"}")
+    return _JsonBytes(b"".join(parts))
+
+
+def _result(outcome: str) -> bytes:
+    # A handful of outcomes: each one's opening is built once.
+    start = _RESULTS.get(outcome)
+    if start is None:
+        start = _RESULTS[outcome] = b'{"result":%s,"delivery":' % _COMPACT.encode(outcome).encode()
+    return start
+
+
+_RESULTS: dict[str, bytes] = {}
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
+class _JsonBytes(Response):
+    """A 200 JSON answer from its bytes, with the headers JSONResponse gives it.
+
+    Response's constructor looks the media type and charset up and builds its header list anew
+    for each answer; the accepted webhook answer's only vary in their length.
+    """
+
+    def __init__(self, body: bytes) -> None:
+        self.status_code = 200
+        self.body = body
+        self.background = None
+        self.raw_headers = [(b"content-length", b"%d" % len(body)), _JSON_TYPE]
 
 
 def _logged_items(items: list[dict[str, Any]]) -> dict[str, Any]:

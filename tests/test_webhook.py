@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 from prometheus_client.utils import floatToGoString
+from starlette.testclient import TestClient
 
-from tests.conftest import SECRET, Service, load_fixture
+from observer import routes
+from observer.app import create_app
+from tests.conftest import SECRET, Service, load_fixture, make_settings
 from tests.exposition import CONTRACT_BUCKETS
 from tests.signing import sign, sign_with_openssl
 
@@ -489,3 +492,22 @@ def test_bodies_over_the_limit_without_a_length_get_413(start: Callable[..., Ser
     response = service.client.post("/webhook", content=chunks(), headers=_headers(body))
     assert response.status_code == 413
     assert service.metrics().domain() == {}
+
+
+def test_an_unexpected_error_is_answered_500_and_raised_for_the_server_to_log(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: object) -> bool:
+        raise RuntimeError("broken")
+
+    monkeypatch.setattr(routes, "verify", broken)
+    body = json.dumps(load_fixture("ping")).encode()
+    headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "d-500", "X-Hub-Signature-256": "x"}
+    app = create_app(make_settings())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.post("/webhook", content=body, headers=headers)
+    # What starlette answers any endpoint's unexpected error with.
+    assert (answer.status_code, answer.text) == (500, "Internal Server Error")
+    assert answer.headers["content-type"] == "text/plain; charset=utf-8"
+    with TestClient(app) as client, pytest.raises(RuntimeError, match="broken"):
+        client.post("/webhook", content=body, headers=headers)
