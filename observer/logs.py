@@ -28,6 +28,9 @@ WRITE_PAUSE = 0.02
 # at full speed, enough to ride out a collector's hiccup, and at most about 10 MiB (a waiting
 # line holds up to ~1 KiB).
 QUEUE_LIMIT = 10_000
+# How long the exit waits for the writer to empty the queue. Well under any orchestrator's grace
+# period, long enough for a slow but moving log collector to take the last lines.
+STOP_TIMEOUT = 5.0
 # Lines dropped since the process started (what /metrics shows) and since the writer last said so.
 _dropped = 0
 _dropped_reported = 0
@@ -180,9 +183,13 @@ class _Writer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Write everything logged before this call, then end the thread."""
+        """Write everything logged before this call, then end the thread.
+
+        An output that never drains (a pipe nobody reads) must not hold the exit: past
+        ``STOP_TIMEOUT`` the lines still queued are lost with the daemon thread.
+        """
         self._records.put_nowait(None)
-        self._thread.join()
+        self._thread.join(STOP_TIMEOUT)
 
     def _run(self) -> None:
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -126,6 +127,16 @@ def test_a_standard_output_nobody_reads_costs_log_lines_not_memory_nor_answers()
     # Every delivery was either written or counted as dropped.
     written = sum(1 for line in lines if line.get("message") == "webhook delivery")
     assert written + sum(line["dropped"] for line in warnings) >= DELIVERIES + 2_000
+
+
+def test_a_standard_output_nobody_reads_does_not_hold_the_exit() -> None:
+    with start_observer(output=subprocess.PIPE) as observer:
+        send_unsigned(observer.port, 20_000)  # the pipe is full and lines are waiting
+        observer.process.send_signal(signal.SIGTERM)
+        httpx.get(f"{observer.url}/metrics", timeout=5.0)  # the final scrape it waits for
+        # The writer gives up on the lines it cannot write after 5 s; without that bound the
+        # process waits on the pipe until it is killed.
+        assert observer.process.wait(timeout=12) == 0
 
 
 ANSWER = b"HTTP/1.1 401 "
