@@ -88,7 +88,7 @@ def create_app(
                 store,
                 labels,
                 knowledge,
-                Deployments(store, settle=settings.settle_seconds, wake=enrichment.wake),
+                Deployments(store, metrics, settle=settings.settle_seconds, wake=enrichment.wake),
                 production=settings.production_environments,
                 incident_label=settings.incident_label,
                 max_clock_skew=settings.max_clock_skew,
@@ -161,7 +161,7 @@ def _source(
             "lead time from the GitHub API is off: GITHUB_TOKEN is not set; deployments get "
             "lead times from the commits they list or from the pushes seen"
         )
-        return WebhookSource(knowledge)
+        return WebhookSource(knowledge, metrics)
     logs.event("lead-time enrichment is on", github_api_url=str(settings.github_api_url))
     return GitHubSource(github.client, knowledge, metrics, max_pages=settings.compare_max_pages)
 

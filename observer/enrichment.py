@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from observer import logs
+from observer import commitlist, logs
 from observer.domain import Commit, Deployment, at
 from observer.github import GitHubError
 from observer.history import Entry, History
@@ -41,8 +41,11 @@ def history_key(repository: str, environment: str) -> str:
 class Deployments:
     """Writes terminal statuses into their environment's history; says what recovered."""
 
-    def __init__(self, store: Store, *, settle: float, wake: Callable[[], None]) -> None:
+    def __init__(
+        self, store: Store, metrics: Metrics, *, settle: float, wake: Callable[[], None]
+    ) -> None:
         self._store = store
+        self._metrics = metrics
         self._settle = settle
         self._wake = wake
 
@@ -58,18 +61,27 @@ class Deployments:
             due,
         )
         if deployment.commits and due is not None:
-            await self._store.put_many(
-                "shipment", {entry.key: [[c.sha, c.time.timestamp()] for c in deployment.commits]}
-            )
+            shipped = commitlist.encode((c.sha, c.time.timestamp()) for c in deployment.commits)
+            await self._store.put_many("shipment", {entry.key: shipped})
 
-        def place(doc: Any) -> tuple[Any, list[float]]:
+        def place(doc: Any) -> tuple[Any, tuple[list[float], list[Entry]]]:
             history = History.from_json(doc)
-            if not history.insert(entry):
-                return doc, []
-            recoveries = history.recoveries()  # marks them observed: before it is written
-            return history.to_json(), recoveries
+            placed = history.insert(entry)
+            if placed is None:
+                return doc, ([], [])
+            recoveries = history.recoveries(placed)  # marks them observed: before it is written
+            return history.to_json(), (recoveries, placed.dropped)
 
-        recoveries = await self._store.update("history", pair, place)
+        recoveries, dropped = await self._store.update("history", pair, place)
+        if dropped:
+            self._metrics.enrichment_dropped.inc(len(dropped))
+            logs.warning(
+                "enrichment dropped waiting work",
+                repository=deployment.repository,
+                environment=deployment.environment,
+                dropped=len(dropped),
+                sha=dropped[0].sha,
+            )
         if due is not None:
             await self._store.update(
                 "pending", INDEX, lambda index: (_schedule(index, pair, due), None)
@@ -79,7 +91,8 @@ class Deployments:
 
 
 def _schedule(known: Any, pair: str, due: float) -> dict[str, Any]:
-    index: dict[str, Any] = dict(known or {})
+    # Changed in place: one index holds every environment, and this runs for every success.
+    index: dict[str, Any] = known if isinstance(known, dict) else {}
     known_due, version = index.get(pair, [due, 0])
     index[pair] = [min(known_due, due), version + 1]
     return index
@@ -242,7 +255,7 @@ class Enrichment:
     async def _enrich(
         self, history: History, repository: str, environment: str, entry: Entry
     ) -> None:
-        shipment = (await self._store.get_many("shipment", [entry.key])).get(entry.key) or []
+        shipment = (await self._store.get_many("shipment", [entry.key])).get(entry.key)
         job = Job(
             repository,
             environment,
@@ -250,7 +263,7 @@ class Enrichment:
             self._labels.environment(environment),
             entry,
             history.previous_success(entry),
-            tuple(Commit(str(sha), at(float(t))) for sha, t in shipment),
+            tuple(Commit(sha, at(t)) for sha, t in commitlist.decode(shipment)),
         )
         due: float | None = None
         attempts = entry.attempts

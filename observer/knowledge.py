@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from observer import commitlist
 from observer.domain import Commit, PullRequest, Push, at
 from observer.state import Store
 
@@ -19,6 +20,9 @@ BRANCH_PREFIX = "refs/heads/"
 MAX_CARRIERS = 8
 # Pushes walked back from a deployed commit to the one deployed before it.
 MAX_CHAIN = 200
+# Commits kept per push for the chain: GitHub sends up to 2,048, and the store keeps thousands
+# of pushes. The deployment a chain through a longer push ships is counted as truncated.
+MAX_PUSH_COMMITS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +73,7 @@ class Knowledge:
             return
         branch = push.ref.removeprefix(BRANCH_PREFIX)
         if not push.deleted:
-            record = {
-                "before": push.before,
-                "commits": [[sha, moment] for sha, moment in shipped],
-            }
+            record = _push_record(push.before, shipped)
             await self._store.put_many("push", {_key(repository, push.after): record})
             await self._store.append_many(
                 "carried",
@@ -162,25 +163,26 @@ class Knowledge:
                 result[sha] = pull
         return result
 
-    async def push_chain(self, repository: str, head: str, base: str) -> list[Commit] | None:
+    async def push_chain(self, repository: str, head: str, base: str) -> PushChain | None:
         """The commits of the pushes leading from ``base`` to ``head``, if every one was seen."""
-        commits: list[Commit] = []
+        chain = PushChain([])
         current = head
         for _ in range(MAX_CHAIN):
             if current == base:
-                return commits
+                return chain
             record = await self._push_containing(repository, current)
             if record is None:
                 return None
-            listed = [(str(sha), float(time)) for sha, time in record["commits"]]
+            listed = commitlist.decode(record["commits"])
             shas = [sha for sha, _ in listed]
             upto = shas.index(current) + 1 if current in shas else len(listed)
             taken = listed[:upto]
             if base in shas[:upto]:
                 taken = taken[shas.index(base) + 1 :]
-                commits.extend(_commits(taken))
-                return commits
-            commits.extend(_commits(taken))
+                chain.commits.extend(_commits(taken))
+                return chain
+            chain.commits.extend(_commits(taken))
+            chain.cut += int(record.get("cut", 0))
             current = str(record["before"])
         return None
 
@@ -193,9 +195,27 @@ class Knowledge:
             record = (await self._store.get_many("push", [_key(repository, after)])).get(
                 _key(repository, after)
             )
-            if record is not None and any(item[0] == sha for item in record["commits"]):
+            if record is not None and any(
+                known == sha for known, _ in commitlist.decode(record["commits"])
+            ):
                 return dict(record)
         return None
+
+
+@dataclass(slots=True)
+class PushChain:
+    commits: list[Commit]
+    # Commits of its pushes past MAX_PUSH_COMMITS, which no record kept.
+    cut: int = 0
+
+
+def _push_record(before: str, shipped: list[tuple[str, float]]) -> dict[str, Any]:
+    """What the chain needs of a push: its newest commits (the head among them) and before."""
+    kept = shipped[-MAX_PUSH_COMMITS:]
+    record: dict[str, Any] = {"before": before, "commits": commitlist.encode(kept)}
+    if len(shipped) > len(kept):
+        record["cut"] = len(shipped) - len(kept)
+    return record
 
 
 def _commits(items: Iterable[tuple[str, float]]) -> list[Commit]:

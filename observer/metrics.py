@@ -198,7 +198,7 @@ class Metrics:
         )
         self.enrichment_truncated = Counter(
             "observer_enrichment_compare_truncated_total",
-            "Deployments that shipped more commits than the compare pages read.",
+            "Deployments that shipped more commits than the compare pages read, or a push kept.",
             registry=registry,
         )
         self.enrichment_lookups_truncated = Counter(

@@ -48,8 +48,9 @@ class Source(Protocol):
 class WebhookSource:
     """No GitHub API: the pushes seen chain the previous deployment to the deployed commit."""
 
-    def __init__(self, knowledge: Knowledge) -> None:
+    def __init__(self, knowledge: Knowledge, metrics: Metrics) -> None:
         self._knowledge = knowledge
+        self._metrics = metrics
 
     @contextlib.contextmanager
     def counting(self) -> Iterator[CallCount | None]:
@@ -66,7 +67,9 @@ class WebhookSource:
             if chain is None:
                 logs.event("no push chain to the previous deployment", repository=job.repository)
                 return []
-            return [ApiCommit(c.sha, c.time, ()) for c in reversed(chain)]
+            if chain.cut:
+                self._metrics.enrichment_truncated.inc()
+            return [ApiCommit(c.sha, c.time, ()) for c in reversed(chain.commits)]
         # The first deployment known: only the deployed commit's own change.
         times = await self._knowledge.commit_times(job.repository, [sha])
         return [ApiCommit(sha, at(times[sha]), ())] if sha in times else []

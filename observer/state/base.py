@@ -36,17 +36,20 @@ def kinds(*, seen: int, cache: int) -> dict[str, Kind]:
         Kind("event", seen, 90 * DAY),
         # Changes already observed, per repository and environment.
         Kind("observed", seen, 180 * DAY),
-        # Per repository and environment: terminal statuses in time order, lead-time work.
-        Kind("history", max(cache // 10, 100), 180 * DAY),
+        # Per production repository and environment: terminal statuses in time order, lead-time
+        # work. Up to ~110 KB each, so fewer than of the kinds below.
+        Kind("history", max(cache // 50, 100), 180 * DAY),
         # Which histories have lead-time work waiting, and since when.
         Kind("pending", 10, 180 * DAY),
         # What webhooks taught: commit times, pushes, pull requests, branch starts.
         Kind("commit", cache, 90 * DAY),
-        Kind("push", cache, 90 * DAY),
+        # Up to MAX_PUSH_COMMITS commits each (~6 KB).
+        Kind("push", max(cache // 5, 100), 90 * DAY),
         Kind("carried", cache, 90 * DAY),
         Kind("pull", cache, 90 * DAY),
         Kind("branch", cache, 90 * DAY),
-        Kind("shipment", max(cache // 10, 100), 30 * DAY),
+        # The commits a pipeline listed (up to 1,000, ~54 KB), until its deployment is enriched.
+        Kind("shipment", max(cache // 100, 100), 30 * DAY),
         Kind("incident", cache, 365 * DAY),
         # When pull requests became ready for review, for the time to first review.
         Kind("ready", cache, 90 * DAY),
