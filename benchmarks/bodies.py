@@ -76,11 +76,12 @@ def deployment_status(state: str = "success") -> Template:
     return Template("deployment_status", payload)
 
 
-def push(size: int = 0) -> Template:
+def push(size: int = 0, commits: int | None = None) -> Template:
     """A push to main whose ``after`` is new and whose ``before`` was the previous one.
 
     Its commits are new too; with ``size`` there are as many (each touching a few files) as
-    make the body at least that many bytes, else the fixture's three.
+    make the body at least that many bytes, else the fixture's three. With ``commits`` as well,
+    there are that many, with messages long enough to make the size.
     """
     payload = _marked(fixture("push"))
     payload["before"] = "@P@" + "0" * 32
@@ -91,11 +92,17 @@ def push(size: int = 0) -> Template:
     payload["commits"] = []
     base = len(json.dumps(payload))
     each = len(json.dumps(_commit(model, 0))) + 2
-    commits = [_commit(model, i) for i in range(max(fixed, -(-(size - base) // each)))]
+    count = max(fixed, -(-(size - base) // each)) if commits is None else commits
+    made = [_commit(model, i) for i in range(count)]
+    if commits is not None and size > base + each * count:
+        # head_commit repeats the newest commit, message and all.
+        padding = (size - base - each * (count + 1)) // (count + 1)
+        for commit in made:
+            commit["message"] += "\n\n" + "x" * padding
     # The newest commit is what the branch now points at.
-    commits[-1]["id"] = payload["after"]
-    payload["commits"] = commits
-    payload["head_commit"] = commits[-1]
+    made[-1]["id"] = payload["after"]
+    payload["commits"] = made
+    payload["head_commit"] = made[-1]
     return Template("push", payload)
 
 

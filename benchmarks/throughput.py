@@ -1,7 +1,7 @@
 """Webhook throughput and latency against a bare app and a naive ceiling, in the same run.
 
     python benchmarks/throughput.py [--quick] [--rounds 3] [--requests 20000]
-                                    [--concurrency 32,50] [--bodies deployment_status,push]
+                                    [--concurrency 32,50] [--bodies deployment_status,push,push-3]
                                     [--series 1k,10k,100k] [--pin] [--source DIR]
 
 Three servers run side by side for the whole run, each in its own process on a loopback port:
@@ -18,7 +18,9 @@ servers, so that noise from a shared machine falls on all; figures are medians o
 ratios against the bare app. Two bodies: GitHub's 13.8 KB ``deployment_status`` (its own
 delivery id, status id and deployment id each time) and ~100 KB ``push`` (about 120 commits,
 each push with its own delivery id, ``after`` and commit shas): the counting path is measured,
-not the duplicate path. Each at every connection count of ``--concurrency``.
+not the duplicate path. ``push-3`` is as large with three commits, long messages making up the
+size: the body's cost without the per-commit work. Each at every connection count of
+``--concurrency``.
 
 Then, with a fresh observer holding each of ``--series`` (repositories x 5 environments): the
 time one scrape takes (text, and OpenMetrics with gzip as Prometheus asks), resident size, and
@@ -213,11 +215,12 @@ def webhooks(
         ports = {"bare": bare_port, "naive": naive_port, "observer": observer_port}
         idle = rss_mib(observer.pid)
         for body in args.bodies:
-            template, requests = (
-                (bodies.push(PUSH_BYTES), args.push_requests)
-                if body == "push"
-                else (bodies.deployment_status(), args.requests)
-            )
+            template, requests = {
+                "push": (bodies.push(PUSH_BYTES), args.push_requests),
+                # As large, but three commits with long messages: the body's cost without the
+                # per-commit work.
+                "push-3": (bodies.push(PUSH_BYTES, commits=3), args.push_requests),
+            }.get(body, (bodies.deployment_status(), args.requests))
             where = f" to {args.environment}" if body == "deployment_status" else ""
             for concurrency in args.concurrency:
                 rounds: dict[str, list[Figures]] = {name: [] for name in ports}
@@ -311,7 +314,7 @@ def main() -> None:
         "--bodies",
         type=lambda text: [body for body in text.split(",") if body],
         default=["deployment_status", "push"],
-        help="deployment_status,push ('' for none: only the series)",
+        help="deployment_status,push,push-3 ('' for none: only the series)",
     )
     parser.add_argument(
         "--series",
@@ -334,7 +337,7 @@ def main() -> None:
         args.series = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
     if args.push_requests is None:
         args.push_requests = max(args.requests // 4, 100)
-    unknown = set(args.bodies) - {"deployment_status", "push"}
+    unknown = set(args.bodies) - {"deployment_status", "push", "push-3"}
     if unknown:
         parser.error(f"unknown bodies: {', '.join(sorted(unknown))}")
     if args.pin:
