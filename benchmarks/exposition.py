@@ -117,7 +117,7 @@ def measure(size: int, repeat: int, changed: float) -> Result:
     for _ in range(repeat):
         record("client text", timed(partial(generate_latest, registry)))
         record("client OM", timed(partial(generate_openmetrics, registry)))
-        record("client OM+gzip", timed(lambda: gzip.compress(generate_openmetrics(registry))))
+        record("client OM+gzip", timed(lambda: gzip.compress(generate_openmetrics(registry))))  # type: ignore[no-untyped-call]
         for fmt, render in renders.items():
             record(f"cold {fmt}", timed(partial(render, Exposition(registry))))
         for fmt, render in renders.items():
