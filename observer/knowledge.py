@@ -65,9 +65,10 @@ class Knowledge:
         repository = push.repository.lower()
         # Each commit's time, converted once: a push carries up to thousands of commits.
         shipped = [(c.sha, c.time.timestamp()) for c in push.commits]
+        keys = [_key(repository, sha) for sha, _ in shipped]
         if shipped:
             await self._store.put_many(
-                "commit", {_key(repository, sha): moment for sha, moment in shipped}
+                "commit", {key: moment for key, (_, moment) in zip(keys, shipped, strict=True)}
             )
         if not push.ref.startswith(BRANCH_PREFIX):
             return
@@ -77,10 +78,11 @@ class Knowledge:
             await self._store.put_many("push", {_key(repository, push.after): record})
             await self._store.append_many(
                 "carried",
-                {_key(repository, c.sha): push.after for c in push.commits},
+                dict.fromkeys(keys, push.after),
                 MAX_CARRIERS,
             )
-        times = [commit.time.timestamp() for commit in push.new]
+        # Only the earliest matters: one conversion, not one per commit.
+        times = [min(commit.time for commit in push.new).timestamp()] if push.new else []
         restart = push.deleted or push.forced
 
         def start(known: Any) -> tuple[Any, None]:

@@ -29,8 +29,16 @@ class _Family:
 
     def put(self, key: str, value: Json, now: float) -> None:
         """Write one key; the caller prunes once it has written all of its keys."""
-        self.items[key] = (now + self.kind.ttl, value)
-        self.items.move_to_end(key)
+        self.put_all({key: value}, now)
+
+    def put_all(self, values: Mapping[str, Json], now: float) -> None:
+        """Write keys, each as the newest; a push writes hundreds, so the loop is kept lean."""
+        items, expires = self.items, now + self.kind.ttl
+        for key, value in values.items():
+            # A new key is already the newest; only a rewritten one must move.
+            if key in items:
+                items.move_to_end(key)
+            items[key] = (expires, value)
 
     def pop(self, key: str) -> None:
         self.items.pop(key, None)
@@ -84,16 +92,16 @@ class MemoryStore:
 
     async def put_many(self, kind: str, items: Mapping[str, Json]) -> None:
         family, now = self._family(kind), time.time()
-        for key, value in items.items():
-            family.put(key, value, now)
+        family.put_all(items, now)
         family.prune(now)
 
     async def append_many(self, kind: str, items: Mapping[str, Json], limit: int) -> None:
         family, now = self._family(kind), time.time()
+        appended = {}
         for key, value in items.items():
-            values = list(family.get(key, now) or [])
-            values.append(value)
-            family.put(key, values[-limit:], now)
+            known = family.get(key, now)
+            appended[key] = [*known, value][-limit:] if known else [value]
+        family.put_all(appended, now)
         family.prune(now)
 
     async def lists(self, kind: str, keys: Iterable[str]) -> dict[str, list[Json]]:
