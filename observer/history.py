@@ -66,6 +66,11 @@ def _time(row: Row) -> float:
     return float(row[_TIME])
 
 
+def _rescheduled(row: Row, due: float | None, attempts: int) -> Row:
+    # A new row, not a change in place: the old one may be shared with the stored value.
+    return [*row[:_DUE], due, attempts]
+
+
 @dataclass(slots=True)
 class History:
     # Rows are never changed in place: one may still be shared with the stored value.
@@ -125,7 +130,7 @@ class History:
         dropped = []
         for i in waiting[: max(len(waiting) - MAX_WAITING, 0)]:
             dropped.append(Entry.from_json(self.rows[i]))
-            self.rows[i] = [*self.rows[i][:_DUE], None, self.rows[i][_DUE + 1]]
+            self.rows[i] = _rescheduled(self.rows[i], None, self.rows[i][_DUE + 1])
         return dropped
 
     def recoveries(self, placed: Placed) -> list[float]:
@@ -187,4 +192,4 @@ class History:
         """Set when an entry's lead-time work is due again (None: done)."""
         for index, row in enumerate(self.rows):
             if row[_KEY] == key:
-                self.rows[index] = [*row[:_DUE], due, attempts]
+                self.rows[index] = _rescheduled(row, due, attempts)

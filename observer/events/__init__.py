@@ -22,15 +22,32 @@ from observer.recorder import Recorder
 
 Handler = Callable[[dict[str, Any], Recorder], Awaitable[Result]]
 Prepared = Callable[[Recorder], Awaitable[Result]]
+Record = Callable[[Any, Recorder], Awaitable[Result]]
+
+# Events whose handling reads nothing but the event's model: the model, and what applies it.
+# ping reads nothing at all, and is small: it keeps the general path.
+_MODELS: Mapping[str, tuple[type[BaseModel], Record]] = {
+    "deployment_status": (deployment_status.Payload, deployment_status.record),
+    "pull_request": (pull_request.Payload, pull_request.record),
+    "push": (push.Payload, push.record),
+    "issues": (issues.Payload, issues.record),
+    "pull_request_review": (pull_request_review.Payload, pull_request_review.record),
+    "workflow_run": (workflow_run.Payload, workflow_run.record),
+}
+
+
+def _validated(model: type[BaseModel], record: Record) -> Handler:
+    """The general path's handler: the parsed payload validated, then applied."""
+
+    async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
+        return await record(model.model_validate(payload), recorder)
+
+    return handle
+
 
 HANDLERS: Mapping[str, Handler] = {
     "ping": ping.handle,
-    "deployment_status": deployment_status.handle,
-    "pull_request": pull_request.handle,
-    "push": push.handle,
-    "issues": issues.handle,
-    "pull_request_review": pull_request_review.handle,
-    "workflow_run": workflow_run.handle,
+    **{event: _validated(*known) for event, known in _MODELS.items()},
 }
 
 
@@ -69,18 +86,6 @@ def _unused_action(event: str, action: object) -> Result | None:
 
 async def _answer(result: Result, recorder: Recorder) -> Result:
     return result
-
-
-# Events whose handling reads nothing but the event's model: the model, and what applies it.
-# ping reads nothing at all, and is small: it keeps the general path.
-_MODELS: Mapping[str, tuple[type[BaseModel], Callable[[Any, Recorder], Awaitable[Result]]]] = {
-    "deployment_status": (deployment_status.Payload, deployment_status.record),
-    "pull_request": (pull_request.Payload, pull_request.record),
-    "push": (push.Payload, push.record),
-    "issues": (issues.Payload, issues.record),
-    "pull_request_review": (pull_request_review.Payload, pull_request_review.record),
-    "workflow_run": (workflow_run.Payload, workflow_run.record),
-}
 
 
 def prepare_json(event: str, body: bytes) -> Prepared | None:

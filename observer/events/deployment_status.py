@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import AwareDatetime
 
 from observer.domain import Deployment, Outcome, Result
@@ -30,10 +28,6 @@ class Payload(Model):
     deployment_status: _Status
     deployment: _Deployment
     repository: Repository
-
-
-async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
-    return await record(Payload.model_validate(payload), recorder)
 
 
 async def record(event: Payload, recorder: Recorder) -> Result:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import AwareDatetime, Field
 
 from observer.domain import IncidentOpened, IncidentResolved, Outcome, Result
@@ -28,10 +26,6 @@ class Payload(Model):
     issue: _Issue
     repository: Repository
     label: Label | None = None
-
-
-async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
-    return await record(Payload.model_validate(payload), recorder)
 
 
 async def record(event: Payload, recorder: Recorder) -> Result:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import AwareDatetime, Field
 
 from observer.domain import Outcome, PullRequest, Result
@@ -49,10 +47,6 @@ class Payload(Model):
     action: str
     pull_request: _PullRequest
     repository: Repository
-
-
-async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
-    return await record(Payload.model_validate(payload), recorder)
 
 
 async def record(event: Payload, recorder: Recorder) -> Result:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import AwareDatetime, Field
 
 from observer.domain import Outcome, Result, Review
@@ -34,10 +32,6 @@ class Payload(Model):
     review: _Review
     pull_request: _PullRequest
     repository: Repository
-
-
-async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
-    return await record(Payload.model_validate(payload), recorder)
 
 
 async def record(event: Payload, recorder: Recorder) -> Result:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import AwareDatetime, Field
 
 from observer.domain import Commit, Push, Result
@@ -25,10 +23,6 @@ class Payload(Model):
     forced: bool = False
     commits: list[_Commit] = Field(default_factory=list, max_length=10_000)
     repository: Repository
-
-
-async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
-    return await record(Payload.model_validate(payload), recorder)
 
 
 async def record(event: Payload, recorder: Recorder) -> Result:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import AwareDatetime, Field
 
 from observer.domain import Deployment, Outcome, Result
@@ -33,10 +31,6 @@ class Payload(Model):
     action: str
     workflow_run: _Run
     repository: _Repository
-
-
-async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
-    return await record(Payload.model_validate(payload), recorder)
 
 
 async def record(event: Payload, recorder: Recorder) -> Result:
