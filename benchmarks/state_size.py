@@ -74,6 +74,10 @@ SHAPES: dict[str, Value] = {
     "incident": lambda n: (f"incident:issue:{10**9 + n}:opened", T),
     "ready": lambda n: (str(10**9 + n), T),
     "redelivery": lambda n: (f"hook-{n}", 10**12),
+    # One key per environment with lead-time work waiting: its due time and version.
+    "pending": lambda n: (f"{REPOSITORY}{n} production", [T, 1]),
+    # A committed unit's token (observer.state.unit).
+    "committed": lambda n: (f"{n:024x}", 1),
 }
 
 
@@ -99,16 +103,10 @@ def main() -> None:
     table = kinds(seen=args.seen, cache=args.cache)
     total = 0.0
     print(f"{'kind':<11} {'capacity':>9} {'bytes each':>11} {'MiB at most':>12}")
-    # One key holds every environment with waiting work: at most one per history.
-    environments = table["history"].capacity
-    shapes = {
-        **SHAPES,
-        "pending": lambda n: ("all", {f"{REPOSITORY}{i} p": [T, 1] for i in range(environments)}),
-    }
     for name, kind in table.items():
-        keys = 1 if name == "pending" else kind.capacity
+        keys = kind.capacity
         sample = min(args.sample, keys)
-        each = asyncio.run(per_value(MemoryStore(table), name, shapes[name], sample))
+        each = asyncio.run(per_value(MemoryStore(table), name, SHAPES[name], sample))
         most = each * keys / 2**20
         total += most
         print(f"{name:<11} {kind.capacity:>9,} {each:>11,.0f} {most:>12,.1f}")

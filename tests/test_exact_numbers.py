@@ -777,15 +777,15 @@ def test_a_corrupted_snapshot_stops_the_start_with_one_line_naming_it(
 CAPACITY = 100  # DEDUP_CAPACITY and CACHE_SIZE, both at their minimum
 FLOOD_DELIVERIES = 3000
 FLOOD_REPOSITORIES = 300
-# Kinds with a set of members (one sorted set each): delivery, event, observed.
-SET_KINDS = 3
+# Kinds with a set of members (one sorted set each): delivery, event, observed, committed.
+SET_KINDS = 4
 # Kinds with a value per key, each with an index (a sorted set by last write), and their
 # capacities at CACHE_SIZE = 100 (see observer/state/base.py kinds()): history max(100 // 10,
-# 100) = 100, pending 10, commit 100, push 100, carried 100, pull 100, branch 100, shipment
+# 100) = 100, pending max(100 // 50, 100) = 100, commit 100, push 100, carried 100, pull 100, branch 100, shipment
 # max(100 // 10, 100) = 100, incident 100.
 VALUE_CAPACITIES = {
     "history": 100,
-    "pending": 10,
+    "pending": 100,
     "commit": 100,
     "push": 100,
     "carried": 100,
@@ -796,7 +796,7 @@ VALUE_CAPACITIES = {
 }
 # Lead-time locks live while a worker holds them: at most ENRICHMENT_CONCURRENCY (4).
 LOCKS = 4
-# 3 + 9 indexes + 810 values + 4 locks = 826 keys, however many deliveries and repositories.
+# 4 + 9 indexes + 900 values + 4 locks = 917 keys, however many deliveries and repositories.
 MAX_KEYS = SET_KINDS + len(VALUE_CAPACITIES) + sum(VALUE_CAPACITIES.values()) + LOCKS
 
 
@@ -808,7 +808,7 @@ def assert_redis_bounded(server: RedisServer) -> int:
     with server.client() as client:
         keys = int(client.dbsize())
         assert keys <= MAX_KEYS, keys
-        for kind in ("delivery", "event", "observed"):
+        for kind in ("delivery", "event", "observed", "committed"):
             assert int(client.zcard(f"{{observer}}:set:{kind}")) <= CAPACITY, kind
         for kind, capacity in VALUE_CAPACITIES.items():
             indexed = int(client.zcard(f"{{observer}}:index:{kind}"))

@@ -5,7 +5,8 @@ whether and what to count: events already seen, each environment's deployment hi
 changes already observed, and what webhooks taught about commits and pull requests.
 """
 
-from observer.state.base import KINDS, Kind, Store, StoreUnavailable
+from observer.state.base import KINDS, Kind, Store, StoreUnavailable, Verdict
 from observer.state.open import open_store
+from observer.state.unit import Unit
 
-__all__ = ["KINDS", "Kind", "Store", "StoreUnavailable", "open_store"]
+__all__ = ["KINDS", "Kind", "Store", "StoreUnavailable", "Unit", "Verdict", "open_store"]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 R = TypeVar("R")
 DAY = 86_400.0
+# Kept by every commit, for as long as a unit may stay in doubt (observer.state.unit).
+COMMITTED = "committed"
 
 # A JSON value as the store keeps it.
 Json = Any
@@ -15,7 +18,50 @@ Change = Callable[[Json | None], tuple[Json | None, R]]
 
 
 class StoreUnavailable(Exception):
-    """The configured store could not be reached; nothing was changed by the failed call."""
+    """The configured store could not be reached.
+
+    Nothing was changed by the failed call, except by ``commit``: a connection dropped after
+    the unit was sent leaves it unknown whether it applied (the unit is then in doubt).
+    """
+
+
+class Verdict(StrEnum):
+    COMMITTED = "committed"
+    # One of the unit's claimed identities was already kept: the event was recorded before.
+    DUPLICATE = "duplicate"
+    # A value the unit read was changed meanwhile (another replica): build it again.
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    kind: str
+    member: str
+    # An identity makes the whole unit a duplicate when it is kept already; any other claim
+    # (a first review, a change observed) makes it a conflict, to be built again.
+    identity: bool
+
+
+@dataclass(slots=True)
+class Writes:
+    """What a store applies at commit: what the unit claims, expects, and writes."""
+
+    token: str
+    claims: list[Claim] = field(default_factory=list)
+    # (kind, key) -> the version the unit read (Store.read's tag): still there at commit.
+    expected: dict[tuple[str, str], Any] = field(default_factory=dict)
+    # (kind, key) -> the new value, None to delete.
+    values: dict[tuple[str, str], Json | None] = field(default_factory=dict)
+    # (kind, key, value, limit): value added to the key's list, which keeps its newest.
+    appends: list[tuple[str, str, Json, int]] = field(default_factory=list)
+
+    def kinds_written(self) -> set[str]:
+        return (
+            {claim.kind for claim in self.claims}
+            | {kind for kind, _ in self.values}
+            | {kind for kind, _, _, _ in self.appends}
+            | {COMMITTED}
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +85,8 @@ def kinds(*, seen: int, cache: int) -> dict[str, Kind]:
         # Per production repository and environment: terminal statuses in time order, lead-time
         # work. Up to ~110 KB each, so fewer than of the kinds below.
         Kind("history", max(cache // 50, 100), 180 * DAY),
-        # Which histories have lead-time work waiting, and since when.
-        Kind("pending", 10, 180 * DAY),
+        # Per history with lead-time work waiting: when it is due, and a version.
+        Kind("pending", max(cache // 50, 100), 180 * DAY),
         # What webhooks taught: commit times, pushes, pull requests, branch starts.
         Kind("commit", cache, 90 * DAY),
         # Up to MAX_PUSH_COMMITS commits each (~6 KB).
@@ -55,6 +101,8 @@ def kinds(*, seen: int, cache: int) -> dict[str, Kind]:
         Kind("ready", cache, 90 * DAY),
         # Per redelivered hook: the newest delivery already examined (GitHub keeps 3 days).
         Kind("redelivery", 100, 30 * DAY),
+        # Tokens of the units committed: whether a unit in doubt landed (observer.state.unit).
+        Kind(COMMITTED, seen, DAY),
     ]
     return {kind.name: kind for kind in table}
 
@@ -63,7 +111,10 @@ KINDS = kinds(seen=100_000, cache=50_000)
 
 
 class Store(Protocol):
-    """Every call is atomic on its own; ``update`` is atomic across replicas too."""
+    """Every call is atomic on its own; ``update`` and ``commit`` are atomic across replicas.
+
+    Time is read from ``clock`` (``time.time`` unless a test gives another).
+    """
 
     kinds: Mapping[str, Kind]
 
@@ -92,6 +143,22 @@ class Store(Protocol):
 
         ``change`` gets None for a missing key and returns (new value or None to delete,
         result); it may run more than once when another replica wrote meanwhile.
+        """
+        ...
+
+    async def read(self, kind: str, key: str) -> tuple[Json | None, Any]:
+        """A value (None when missing) and its version, which ``commit`` compares."""
+        ...
+
+    async def keys(self, kind: str) -> list[str]:
+        """The keys of a small kind (``pending``), kept or recently expired."""
+        ...
+
+    async def commit(self, writes: Writes) -> Verdict:
+        """Apply a unit's writes whole, with its token kept as committed, or nothing.
+
+        DUPLICATE when an identity it claims is kept, CONFLICT when another claim is kept or a
+        value it expects changed; StoreUnavailable leaves it unknown whether it applied.
         """
         ...
 

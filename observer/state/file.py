@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from observer.state.base import Kind
@@ -17,8 +18,10 @@ class SnapshotError(Exception):
 
 
 class FileStore(MemoryStore):
-    def __init__(self, kinds: Mapping[str, Kind], path: Path) -> None:
-        super().__init__(kinds)
+    def __init__(
+        self, kinds: Mapping[str, Kind], path: Path, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        super().__init__(kinds, clock=clock)
         self.path = path
 
     @property

@@ -5,10 +5,10 @@ from __future__ import annotations
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from observer.state.base import Change, Json, Kind, R
+from observer.state.base import COMMITTED, Change, Json, Kind, R, Verdict, Writes
 
 
 class _Family:
@@ -59,10 +59,13 @@ class _Family:
 class MemoryStore:
     """All in one process: each call runs without awaiting, so it is atomic by construction."""
 
-    def __init__(self, kinds: Mapping[str, Kind]) -> None:
+    def __init__(
+        self, kinds: Mapping[str, Kind], *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.kinds = kinds
         self._families = {name: _Family(kind) for name, kind in kinds.items()}
         self._locks: dict[str, tuple[float, str]] = {}
+        self._clock = clock
 
     @property
     def mode(self) -> str:
@@ -72,7 +75,7 @@ class MemoryStore:
         return self._families[kind]
 
     async def add(self, kind: str, member: str) -> bool:
-        family, now = self._family(kind), time.time()
+        family, now = self._family(kind), self._clock()
         if family.get(member, now) is not None:
             return False
         family.put(member, 1, now)
@@ -80,23 +83,23 @@ class MemoryStore:
         return True
 
     async def contains(self, kind: str, member: str) -> bool:
-        return self._family(kind).get(member, time.time()) is not None
+        return self._family(kind).get(member, self._clock()) is not None
 
     async def discard(self, kind: str, member: str) -> None:
         self._family(kind).pop(member)
 
     async def get_many(self, kind: str, keys: Iterable[str]) -> dict[str, Json]:
-        family, now = self._family(kind), time.time()
+        family, now = self._family(kind), self._clock()
         found = {key: family.get(key, now) for key in keys}
         return {key: value for key, value in found.items() if value is not None}
 
     async def put_many(self, kind: str, items: Mapping[str, Json]) -> None:
-        family, now = self._family(kind), time.time()
+        family, now = self._family(kind), self._clock()
         family.put_all(items, now)
         family.prune(now)
 
     async def append_many(self, kind: str, items: Mapping[str, Json], limit: int) -> None:
-        family, now = self._family(kind), time.time()
+        family, now = self._family(kind), self._clock()
         appended = {}
         for key, value in items.items():
             known = family.get(key, now)
@@ -108,7 +111,7 @@ class MemoryStore:
         return await self.get_many(kind, keys)
 
     async def update(self, kind: str, key: str, change: Change[R]) -> R:
-        family, now = self._family(kind), time.time()
+        family, now = self._family(kind), self._clock()
         value, result = change(family.get(key, now))
         if value is None:
             family.pop(key)
@@ -117,8 +120,43 @@ class MemoryStore:
             family.prune(now)
         return result
 
+    async def read(self, kind: str, key: str) -> tuple[Json | None, Any]:
+        # The stored object is its own version: values are replaced, never changed in place.
+        value = self._family(kind).get(key, self._clock())
+        return value, value
+
+    async def keys(self, kind: str) -> list[str]:
+        family, now = self._family(kind), self._clock()
+        family.prune(now)
+        return list(family.items)
+
+    async def commit(self, writes: Writes) -> Verdict:
+        """Check, then apply: nothing awaits in between, so nothing else interleaves."""
+        now = self._clock()
+        for claim in writes.claims:
+            if self._family(claim.kind).get(claim.member, now) is not None:
+                return Verdict.DUPLICATE if claim.identity else Verdict.CONFLICT
+        for (kind, key), version in writes.expected.items():
+            if self._family(kind).get(key, now) is not version:
+                return Verdict.CONFLICT
+        for claim in writes.claims:
+            self._family(claim.kind).put(claim.member, 1, now)
+        for (kind, key), value in writes.values.items():
+            if value is None:
+                self._family(kind).pop(key)
+            else:
+                self._family(kind).put(key, value, now)
+        for kind, key, value, limit in writes.appends:
+            family = self._family(kind)
+            known = family.get(key, now)
+            family.put(key, [*known, value][-limit:] if known else [value], now)
+        self._family(COMMITTED).put(writes.token, 1, now)
+        for kind in writes.kinds_written():
+            self._family(kind).prune(now)
+        return Verdict.COMMITTED
+
     async def lock(self, name: str, ttl: float) -> str | None:
-        now = time.time()
+        now = self._clock()
         held = self._locks.get(name)
         if held is not None and held[0] > now:
             return None
@@ -139,7 +177,7 @@ class MemoryStore:
 
     # A snapshot: every family's live keys with their expiry, as plain JSON.
     def dump(self) -> dict[str, Any]:
-        now = time.time()
+        now = self._clock()
         families = {}
         for name, family in self._families.items():
             family.prune(now)
@@ -154,7 +192,7 @@ class MemoryStore:
         families = snapshot["families"]
         if not isinstance(families, dict):
             raise ValueError("families is not an object")
-        now = time.time()
+        now = self._clock()
         for name, entries in families.items():
             family = self._families.get(name)
             if family is None:
