@@ -12,7 +12,7 @@ from datetime import datetime
 from observer.domain import Outcome, PullRequest, Result, Review, at
 from observer.metrics import Metrics
 from observer.settings import Settings
-from observer.state import Store
+from observer.state import Store, Unit
 from observer.teams import Teams
 from observer.teams_source import TeamsSource
 
@@ -59,27 +59,30 @@ class Activity:
         # draft may go back and forth: the last time it became ready is when review could start.
         await self._store.put_many("ready", {str(pull_request_id): when.timestamp()})
 
-    async def review(self, review: Review, repository: str) -> Result:
+    async def review(self, unit: Unit, review: Review, repository: str) -> Result:
+        """A review's figures, as effects of ``unit``: nothing counts until it has landed."""
         teams = self.teams.current()
         if teams.left_out(review.reviewer):
             return Result(Outcome.IGNORED, "review by an opted-out login or a bot", repository)
-        self._metrics.pull_request_reviews.labels(repository, review.state).inc()
+        unit.effect(self._metrics.pull_request_reviews.labels(repository, review.state).inc)
         if review.reviewer.lower() != review.author.lower() and self.counts(
             review.author, review.submitted_at
         ):
-            await self._first_review(teams, review, repository)
+            await self._first_review(unit, teams, review, repository)
         return Result(Outcome.ACCEPTED, repository=repository)
 
-    async def survey(
-        self, team: str, satisfaction: int | None, nps: int | None, when: datetime, key: str | None
+    def survey(
+        self, unit: Unit, team: str, satisfaction: int | None, nps: int | None, when: datetime
     ) -> Result:
-        if key is not None and not await self._store.add("event", key):
-            return Result(Outcome.DUPLICATE, "survey answer already counted")
         label = self.teams.current().label_for_name(team, when)
-        if satisfaction is not None:
-            self._metrics.survey_satisfaction.labels(label).observe(satisfaction)
-        if nps is not None:
-            self._metrics.survey_nps.labels(label).observe(nps)
+
+        def count() -> None:
+            if satisfaction is not None:
+                self._metrics.survey_satisfaction.labels(label).observe(satisfaction)
+            if nps is not None:
+                self._metrics.survey_nps.labels(label).observe(nps)
+
+        unit.effect(count)
         return Result(Outcome.ACCEPTED)
 
     def _team_pull_request(self, teams: Teams, pull_request: PullRequest, author: str) -> None:
@@ -91,17 +94,24 @@ class Activity:
                 cycle = (pull_request.merged_at - pull_request.created_at).total_seconds()
                 self._metrics.team_pull_request_cycle_time.labels(team).observe(max(cycle, 0.0))
 
-    async def _first_review(self, teams: Teams, review: Review, repository: str) -> None:
-        if not await self._store.add("event", f"first_review:{review.pull_request_id}"):
+    async def _first_review(
+        self, unit: Unit, teams: Teams, review: Review, repository: str
+    ) -> None:
+        if not await unit.add("event", f"first_review:{review.pull_request_id}"):
             return
-        known = await self._store.get_many("ready", [str(review.pull_request_id)])
+        known = await unit.get_many("ready", [str(review.pull_request_id)])
         ready = at(float(known[str(review.pull_request_id)])) if known else None
         start = ready if ready is not None and ready > review.opened_at else review.opened_at
         waited = max((review.submitted_at - start).total_seconds(), 0.0)
-        self._metrics.pull_request_first_review.labels(repository).observe(waited)
-        for team, weight in teams.memberships(review.author, review.submitted_at).items():
-            if weight > 0:
-                self._metrics.team_pull_request_first_review.labels(team).observe(waited)
+        memberships = teams.memberships(review.author, review.submitted_at)
+
+        def observe() -> None:
+            self._metrics.pull_request_first_review.labels(repository).observe(waited)
+            for team, weight in memberships.items():
+                if weight > 0:
+                    self._metrics.team_pull_request_first_review.labels(team).observe(waited)
+
+        unit.effect(observe)
 
     def _rework(self, pull_request: PullRequest) -> str | None:
         # One kind per pull request, so that the kinds add up to a rework count: a revert

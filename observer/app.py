@@ -33,7 +33,8 @@ from observer.scrapes import Scrapes
 from observer.settings import Settings
 from observer.shutdown import Shutdown
 from observer.sources import GitHubSource, Source, WebhookSource
-from observer.state import Store, open_store
+from observer.state import Store, StoreUnavailable, open_store
+from observer.state.doubt import Ledger
 from observer.state.file import FileStore
 
 
@@ -75,6 +76,8 @@ def create_app(
             github = await _github(settings, metrics, stack, github_transport)
             source = _source(settings, metrics, knowledge, github)
             lead_time = LeadTime(knowledge, source, store, metrics)
+            ledger = Ledger(store, dropped=metrics.state_in_doubt_dropped.inc)
+            metrics.state_in_doubt.set_function(lambda: ledger.in_doubt)
             enrichment = Enrichment(
                 store,
                 lead_time,
@@ -82,21 +85,25 @@ def create_app(
                 metrics,
                 concurrency=settings.enrichment_concurrency,
                 settle=settings.settle_seconds,
+                ledger=ledger,
             )
             recorder = Recorder(
                 metrics,
                 store,
                 labels,
                 knowledge,
-                Deployments(store, metrics, settle=settings.settle_seconds, wake=enrichment.wake),
+                Deployments(metrics, settle=settings.settle_seconds, wake=enrichment.wake),
                 production=settings.production_environments,
                 incident_label=settings.incident_label,
                 max_clock_skew=settings.max_clock_skew,
                 activity=activity,
                 deploy_workflows=DeployWorkflows(settings),
+                ledger=ledger,
             )
             saver = _start_saving(store, settings.state_save_interval)
             logs.event("state store", mode=store.mode)
+            await _check_store(store)
+            resolver = asyncio.create_task(ledger.run())
             enrichment.start()
             app.state.enrichment = enrichment
             redelivery = _redelivery(settings, metrics, store, github)
@@ -111,6 +118,9 @@ def create_app(
                 if redelivery is not None:
                     await redelivery.stop()
                 await enrichment.stop(stopping.remaining(), finish_waiting=store.mode == "memory")
+                resolver.cancel()
+                await asyncio.gather(resolver, return_exceptions=True)
+                await ledger.stop(stopping.remaining())
                 if saver is not None:
                     saver.cancel()
                     await asyncio.gather(saver, return_exceptions=True)
@@ -185,6 +195,23 @@ def _redelivery(
         interval=settings.redeliver_interval,
     )
     return Redelivery(hooks, store, metrics, interval=settings.redeliver_interval)
+
+
+async def _check_store(store: Store) -> None:
+    """One clear line when the store cannot be reached at start; the service starts anyway.
+
+    Until it can, every delivery and event to be counted is answered 503 and counts nothing,
+    and /readyz says so.
+    """
+    try:
+        await store.ping()
+    except StoreUnavailable as error:
+        logs.warning(
+            "state store cannot be reached: every delivery and event will be answered 503 "
+            "until it can",
+            mode=store.mode,
+            detail=str(error),
+        )
 
 
 def _start_saving(store: Store, interval: float) -> asyncio.Task[None] | None:

@@ -22,11 +22,14 @@ from observer.domain import Commit, Deployment, at
 from observer.github import GitHubError
 from observer.history import Entry, History
 from observer.labels import LabelPolicy
-from observer.leadtime import Job, LeadTime
+from observer.leadtime import Change, Job, LeadTime
 from observer.metrics import Metrics
-from observer.state import Store, StoreUnavailable
+from observer.state import Store, StoreUnavailable, Unit, Verdict
+from observer.state.doubt import Ledger
 
-INDEX = "all"
+# A unit built again when a deployment changed the history meanwhile: past this, given up for
+# now (the work stays waiting, and is done at the next look).
+MAX_COMMIT_ATTEMPTS = 20
 # How often every replica looks for work another replica, or an earlier run, left waiting.
 RESCAN_SECONDS = 5.0
 LOCK_SECONDS = 300.0
@@ -41,16 +44,17 @@ def history_key(repository: str, environment: str) -> str:
 class Deployments:
     """Writes terminal statuses into their environment's history; says what recovered."""
 
-    def __init__(
-        self, store: Store, metrics: Metrics, *, settle: float, wake: Callable[[], None]
-    ) -> None:
-        self._store = store
+    def __init__(self, metrics: Metrics, *, settle: float, wake: Callable[[], None]) -> None:
         self._metrics = metrics
         self._settle = settle
         self._wake = wake
 
-    async def record(self, deployment: Deployment, *, ships: bool) -> list[float]:
-        """Recoveries this status completes; a success that ships waits for lead time."""
+    async def record(self, unit: Unit, deployment: Deployment, *, ships: bool) -> list[float]:
+        """Recoveries this status completes; a success that ships waits for lead time.
+
+        Written with the deployment's unit: its history, its commits and its environment's
+        pending work land together with its identity, or not at all.
+        """
         pair = history_key(deployment.repository, deployment.environment)
         due = time.time() + self._settle if ships and deployment.status == "success" else None
         entry = Entry(
@@ -62,7 +66,7 @@ class Deployments:
         )
         if deployment.commits and due is not None:
             shipped = commitlist.encode((c.sha, c.time.timestamp()) for c in deployment.commits)
-            await self._store.put_many("shipment", {entry.key: shipped})
+            await unit.put_many("shipment", {entry.key: shipped})
 
         def place(doc: Any) -> tuple[Any, tuple[list[float], list[Entry]]]:
             history = History.from_json(doc)
@@ -72,30 +76,38 @@ class Deployments:
             recoveries = history.recoveries(placed)  # marks them observed: before it is written
             return history.to_json(), (recoveries, placed.dropped)
 
-        recoveries, dropped = await self._store.update("history", pair, place)
+        recoveries, dropped = await unit.update("history", pair, place)
         if dropped:
-            self._metrics.enrichment_dropped.inc(len(dropped))
-            logs.warning(
-                "enrichment dropped waiting work",
-                repository=deployment.repository,
-                environment=deployment.environment,
-                dropped=len(dropped),
-                sha=dropped[0].sha,
-            )
+            unit.effect(lambda: self._dropped(deployment, dropped))
         if due is not None:
-            await self._store.update(
-                "pending", INDEX, lambda index: (_schedule(index, pair, due), None)
-            )
-            self._wake()
+            await unit.update("pending", pair, lambda known: (_schedule(known, due), None))
+            unit.effect(self._wake)
         return recoveries
 
+    def _dropped(self, deployment: Deployment, dropped: list[Entry]) -> None:
+        self._metrics.enrichment_dropped.inc(len(dropped))
+        logs.warning(
+            "enrichment dropped waiting work",
+            repository=deployment.repository,
+            environment=deployment.environment,
+            dropped=len(dropped),
+            sha=dropped[0].sha,
+        )
 
-def _schedule(known: Any, pair: str, due: float) -> dict[str, Any]:
-    # Changed in place: one index holds every environment, and this runs for every success.
-    index: dict[str, Any] = known if isinstance(known, dict) else {}
-    known_due, version = index.get(pair, [due, 0])
-    index[pair] = [min(known_due, due), version + 1]
-    return index
+
+def _settled(version: int, next_due: float | None) -> Callable[[Any], tuple[Any, None]]:
+    def settle(known: Any) -> tuple[Any, None]:
+        if not isinstance(known, list) or known[1] != version:
+            return known, None  # rescheduled meanwhile: its own due time stands
+        return (None if next_due is None else [next_due, version]), None
+
+    return settle
+
+
+def _schedule(known: Any, due: float) -> list[float]:
+    """An environment's pending work: the earliest due time, and a version each change moves."""
+    known_due, version = known if isinstance(known, list) else (due, 0)
+    return [min(float(known_due), due), int(version) + 1]
 
 
 class Enrichment:
@@ -110,8 +122,10 @@ class Enrichment:
         *,
         concurrency: int,
         settle: float,
+        ledger: Ledger,
     ) -> None:
         self._store = store
+        self._ledger = ledger
         self._lead_time = lead_time
         self._labels = labels
         self._metrics = metrics
@@ -182,19 +196,26 @@ class Enrichment:
                 async with asyncio.timeout(max(delay, 0.01)):
                     await self._wakeup.wait()
 
+    async def _pending(self) -> dict[str, list[float]]:
+        """Each environment with lead-time work waiting: [due, version]. One key each, so that
+        no replica rewrites a key every other one reads."""
+        pairs = await self._store.keys("pending")
+        found = await self._store.get_many("pending", pairs) if pairs else {}
+        return {pair: list(value) for pair, value in found.items() if isinstance(value, list)}
+
     async def _due(self, *, ignore_due: bool) -> list[str]:
-        index = (await self._store.get_many("pending", [INDEX])).get(INDEX) or {}
         now = time.time()
-        return [pair for pair, (due, _) in index.items() if ignore_due or due <= now]
+        pending = await self._pending()
+        return [pair for pair, (due, _) in pending.items() if ignore_due or due <= now]
 
     async def _scan(self, *, ignore_due: bool) -> float:
         """Queue the environments with due work; seconds until the next one is due."""
         self._stale = False
-        index = (await self._store.get_many("pending", [INDEX])).get(INDEX) or {}
+        pending = await self._pending()
         now = time.time()
-        self._waiting = sum(1 for due, _ in index.values() if due <= now)
+        self._waiting = sum(1 for due, _ in pending.values() if due <= now)
         next_due = RESCAN_SECONDS
-        for pair, (due, _) in index.items():
+        for pair, (due, _) in pending.items():
             if ignore_due or due <= now:
                 if pair not in self._queued:
                     self._queued.add(pair)
@@ -226,8 +247,8 @@ class Enrichment:
         if token is None:
             return  # another replica is on it
         try:
-            index = (await self._store.get_many("pending", [INDEX])).get(INDEX) or {}
-            version = index.get(pair, [0, 0])[1]
+            known = (await self._store.get_many("pending", [pair])).get(pair)
+            version = known[1] if isinstance(known, list) else 0
             doc = (await self._store.get_many("history", [pair])).get(pair)
             history = History.from_json(doc)
             repository, _, environment = pair.partition(" ")
@@ -235,22 +256,21 @@ class Enrichment:
                 if entry.due is not None and entry.due > time.time() and not self._finishing:
                     continue
                 await self._enrich(history, repository, environment, entry)
-            fresh = History.from_json((await self._store.get_many("history", [pair])).get(pair))
-            next_due = fresh.next_due()
-
-            def settle_index(index: Any) -> tuple[Any, None]:
-                index = dict(index or {})
-                if index.get(pair, [0, 0])[1] != version:
-                    return index, None  # rescheduled meanwhile: its own due time stands
-                if next_due is None:
-                    index.pop(pair, None)
-                else:
-                    index[pair] = [next_due, version]
-                return (index or None), None
-
-            await self._store.update("pending", INDEX, settle_index)
+            await self._settle_pending(pair, version)
         finally:
             await self._store.unlock(f"enrich {pair}", token)
+
+    async def _settle_pending(self, pair: str, version: int) -> None:
+        """Set the environment's next due time, unless a deployment rescheduled it meanwhile."""
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            unit = Unit(self._store)
+            fresh = History.from_json((await unit.get_many("history", [pair])).get(pair))
+            next_due = fresh.next_due()
+
+            await unit.update("pending", pair, _settled(version, next_due))
+            if await self._ledger.commit(unit) is Verdict.COMMITTED:
+                return
+        raise StoreUnavailable(f"state store: pending work kept changing under {pair}")
 
     async def _enrich(
         self, history: History, repository: str, environment: str, entry: Entry
@@ -267,8 +287,9 @@ class Enrichment:
         )
         due: float | None = None
         attempts = entry.attempts
+        changes: list[Change] = []
         try:
-            await self._lead_time.enrich(job)
+            changes = await self._lead_time.changes(job)
         except StoreUnavailable:
             raise
         except Exception as error:  # a GitHubError, or a bug: retried, never in a tight loop
@@ -297,4 +318,12 @@ class Enrichment:
             known.reschedule(entry.key, due, attempts)
             return known.to_json(), None
 
-        await self._store.update("history", history_key(repository, environment), mark)
+        # The changes observed and the entry marked done land together, or neither does: a
+        # unit in doubt is resolved by the ledger, and one that did not land is done again.
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            unit = Unit(self._store)
+            await self._lead_time.record(unit, job, changes)
+            await unit.update("history", history_key(repository, environment), mark)
+            if await self._ledger.commit(unit) is Verdict.COMMITTED:
+                return
+        raise StoreUnavailable(f"state store: history kept changing under {repository}")

@@ -13,7 +13,7 @@ from typing import Any
 
 from observer import commitlist
 from observer.domain import Commit, PullRequest, Push, at
-from observer.state import Store
+from observer.state import Store, Unit
 
 BRANCH_PREFIX = "refs/heads/"
 # Pushes that may have carried one commit (to a feature branch, then develop, then main).
@@ -61,13 +61,14 @@ class Knowledge:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def learn_push(self, push: Push) -> None:
+    async def learn_push(self, unit: Unit, push: Push) -> None:
+        """What a push taught, written with the push's own unit."""
         repository = push.repository.lower()
         # Each commit's time, converted once: a push carries up to thousands of commits.
         shipped = [(c.sha, c.time.timestamp()) for c in push.commits]
         keys = [_key(repository, sha) for sha, _ in shipped]
         if shipped:
-            await self._store.put_many(
+            await unit.put_many(
                 "commit", {key: moment for key, (_, moment) in zip(keys, shipped, strict=True)}
             )
         if not push.ref.startswith(BRANCH_PREFIX):
@@ -75,8 +76,8 @@ class Knowledge:
         branch = push.ref.removeprefix(BRANCH_PREFIX)
         if not push.deleted:
             record = _push_record(push.before, shipped)
-            await self._store.put_many("push", {_key(repository, push.after): record})
-            await self._store.append_many(
+            await unit.put_many("push", {_key(repository, push.after): record})
+            await unit.append_many(
                 "carried",
                 dict.fromkeys(keys, push.after),
                 MAX_CARRIERS,
@@ -93,9 +94,9 @@ class Knowledge:
             candidates = times if restart or known is None else [*times, float(known)]
             return (min(candidates) if candidates else None), None
 
-        await self._store.update("branch", _key(repository, branch), start)
+        await unit.update("branch", _key(repository, branch), start)
 
-    async def learn_pull_request(self, pull_request: PullRequest) -> None:
+    async def learn_pull_request(self, unit: Unit, pull_request: PullRequest) -> None:
         if pull_request.action != "merged" or pull_request.merge_commit_sha is None:
             return
         repository = pull_request.repository.lower()
@@ -103,7 +104,7 @@ class Knowledge:
         if pull_request.head_ref is not None:
             # Taken now, and the branch forgotten, so that later work on a reused branch name
             # does not push this pull request's start back.
-            first_commit = await self._store.update(
+            first_commit = await unit.update(
                 "branch", _key(repository, pull_request.head_ref), lambda known: (None, known)
             )
         merged_at = pull_request.merged_at.timestamp() if pull_request.merged_at else None
@@ -116,7 +117,7 @@ class Knowledge:
                 return existing, None  # a repeated delivery; the first one took the start
             return asdict(known), None
 
-        await self._store.update("pull", _key(repository, pull_request.merge_commit_sha), remember)
+        await unit.update("pull", _key(repository, pull_request.merge_commit_sha), remember)
 
     async def learn_pulls(self, repository: str, pulls: Iterable[KnownPull]) -> None:
         await self._store.put_many(

@@ -12,7 +12,7 @@ inner one brought.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -22,7 +22,7 @@ from observer.history import Entry
 from observer.knowledge import Knowledge, KnownPull, innermost
 from observer.metrics import Metrics
 from observer.sources import PullsFound, Source
-from observer.state import Store
+from observer.state import Store, Unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,39 +56,53 @@ class LeadTime:
         self._store = store
         self._metrics = metrics
 
-    async def enrich(self, job: Job) -> None:
-        """Observe the lead times of the changes ``job`` newly ships; GitHubError on failure."""
+    async def changes(self, job: Job) -> list[Change]:
+        """The changes ``job`` ships, from what webhooks told and the API; GitHubError."""
         with self._source.counting() as count:
             try:
-                await self._enrich(job)
+                return await self._shipped_changes(job)
             finally:
                 if count is not None:
                     self._metrics.enrichment_api_calls.observe(count.calls)
 
-    async def _enrich(self, job: Job) -> None:
+    async def _shipped_changes(self, job: Job) -> list[Change]:
         if job.commits:
             shipped = [ApiCommit(c.sha, c.time, ()) for c in job.commits]
         else:
             shipped = await self._source.shipped(job)
         if not shipped:
-            return
+            return []
+        return await self._changes(job.repository, shipped)
+
+    async def record(self, unit: Unit, job: Job, changes: Sequence[Change]) -> None:
+        """Observe each change not observed yet in the environment, once ``unit`` lands.
+
+        Once per environment, however often, out of order or by whichever replica: the
+        change's key is claimed in the unit, and the commit refuses a claim kept meanwhile.
+        """
         deployed_at = job.entry.time
-        for change in await self._changes(job.repository, shipped):
-            member = f"{job.repository} {job.environment} {change.key}"
-            # Once per environment, however often, out of order or by whichever replica.
-            if not await self._store.add("observed", member):
+        labels = (job.repository_label, job.environment_label)
+        for change in changes:
+            if not await unit.add("observed", f"{job.repository} {job.environment} {change.key}"):
                 continue
             exemplar = {"sha": change.sha}
             if change.pull is not None:
                 exemplar["pull_request"] = str(change.pull.number)
-            labels = (job.repository_label, job.environment_label)
-            self._metrics.lead_time.labels(*labels).observe(
-                max(deployed_at - change.started, 0.0), exemplar
-            )
+            lead = max(deployed_at - change.started, 0.0)
+            merged = None
             if change.pull is not None and change.pull.merged_at is not None:
-                self._metrics.merge_to_deploy.labels(*labels).observe(
-                    max(deployed_at - change.pull.merged_at, 0.0), exemplar
-                )
+                merged = max(deployed_at - change.pull.merged_at, 0.0)
+            unit.effect(self._observer(labels, lead, merged, exemplar))
+
+    def _observer(
+        self, labels: tuple[str, str], lead: float, merged: float | None, exemplar: dict[str, str]
+    ) -> Callable[[], None]:
+        def observe() -> None:
+            self._metrics.lead_time.labels(*labels).observe(lead, exemplar)
+            if merged is not None:
+                self._metrics.merge_to_deploy.labels(*labels).observe(merged, exemplar)
+
+        return observe
 
     async def _changes(self, repository: str, commits: list[ApiCommit]) -> list[Change]:
         shas = [commit.sha for commit in commits]

@@ -225,6 +225,18 @@ class Metrics:
             "Whether the state store answered its last check (1) or not (0).",
             registry=registry,
         )
+        self.state_in_doubt = Gauge(
+            "observer_state_units_in_doubt",
+            "Events and lead-time work whose commit to the state store may or may not have "
+            "landed (the connection failed), waiting for the store to say which.",
+            registry=registry,
+        )
+        self.state_in_doubt_dropped = Counter(
+            "observer_state_units_in_doubt_dropped_total",
+            "Units in doubt given up unresolved because too many were waiting: if they had "
+            "landed, their counts are missing from this replica.",
+            registry=registry,
+        )
         self.clock_skew = Counter(
             "observer_clock_skew_total",
             "Webhook event times later than their arrival plus MAX_CLOCK_SKEW, replaced by the "

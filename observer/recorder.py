@@ -1,16 +1,18 @@
 """Applies events to the metrics: labels bounded, each event counted once.
 
-Whatever decides a number is asked of the store before any counter moves, so that a store that
-cannot be reached (StoreUnavailable, answered 503) leaves nothing half counted, and GitHub's
-redelivery of that delivery counts it once.
+Each event is recorded as one unit of work (observer.state.unit): what it writes to the store
+is buffered and committed in one call, and its metric changes are made only once that commit
+has landed. A store that cannot be reached (StoreUnavailable, answered 503) therefore leaves
+nothing half recorded and nothing counted, and GitHub's redelivery of that delivery counts it
+once. Every event to be counted needs the store, even one that writes nothing: the rule is the
+same for all of them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -32,7 +34,12 @@ from observer.enrichment import Deployments
 from observer.knowledge import Knowledge
 from observer.labels import LabelPolicy
 from observer.metrics import Metrics
-from observer.state import Store, StoreUnavailable
+from observer.state import Store, StoreUnavailable, Unit, Verdict
+from observer.state.doubt import Ledger
+
+# A unit built again when another replica changed what it read: past this, the store is taken
+# as failing (503) rather than looping.
+MAX_COMMIT_ATTEMPTS = 20
 
 
 class Recorder:
@@ -51,9 +58,11 @@ class Recorder:
         max_clock_skew: float,
         activity: Activity,
         deploy_workflows: DeployWorkflows,
+        ledger: Ledger,
     ) -> None:
         self.metrics = metrics
         self._store = store
+        self.ledger = ledger
         self._labels = labels
         self._knowledge = knowledge
         self._deployments = deployments
@@ -70,135 +79,183 @@ class Recorder:
     def is_production(self, environment: str) -> bool:
         return self._production.search(environment.lower()) is not None
 
-    def clock(self, moment: datetime) -> datetime:
+    def clock(self, moment: datetime, unit: Unit) -> datetime:
         """An event's time, or the time of arrival when the sender's clock runs ahead."""
         now = time.time()
         if moment.timestamp() > now + self._max_skew:
-            self.metrics.clock_skew.inc()
+            unit.effect(self.metrics.clock_skew.inc)
             return datetime.fromtimestamp(now, UTC)
         return moment
 
     async def deployment(self, deployment: Deployment) -> Result:
-        repository = await self._admit(
-            deployment.repository, deployment.key, "deployment status already counted"
+        repository = self._labels.repository(deployment.repository)
+        if repository is None:
+            return _not_listed(deployment.repository)
+
+        async def build(unit: Unit) -> Result:
+            event = _retimed(deployment, self.clock(deployment.time, unit))
+            recoveries: list[float] = []
+            if self.is_production(event.environment):
+                # A sha is enough: the GitHub API, or else the pushes seen, tell what it shipped.
+                ships = event.sha is not None or bool(event.commits)
+                recoveries = await self._deployments.record(unit, event, ships=ships)
+            environment = self._labels.environment(event.environment)
+
+            def count() -> None:
+                self._deployments_total(repository, environment, event.status).inc()
+                for recovered in recoveries:
+                    self.metrics.deployment_recovery.labels(repository, environment).observe(
+                        recovered
+                    )
+
+            unit.effect(count)
+            self._touch(unit, repository)
+            return Result(Outcome.ACCEPTED, repository=repository)
+
+        return await self.record(
+            deployment.key, "deployment status already counted", repository, build
         )
-        if isinstance(repository, Result):
-            return repository
-        deployment = _retimed(deployment, self.clock(deployment.time))
-        recoveries: list[float] = []
-        if self.is_production(deployment.environment):
-            # A sha is enough: the GitHub API, or else the pushes seen, tell what it shipped.
-            ships = deployment.sha is not None or bool(deployment.commits)
-            async with self._taken_back_on_failure(deployment.key):
-                recoveries = await self._deployments.record(deployment, ships=ships)
-        environment = self._labels.environment(deployment.environment)
-        self._deployments_total(repository, environment, deployment.status).inc()
-        for recovered in recoveries:
-            self.metrics.deployment_recovery.labels(repository, environment).observe(recovered)
-        self._touch(repository)
-        return Result(Outcome.ACCEPTED, repository=repository)
 
     async def pull_request(self, pull_request: PullRequest) -> Result:
-        repository = await self._admit(
-            pull_request.repository, pull_request.key, "pull request event already counted"
+        repository = self._labels.repository(pull_request.repository)
+        if repository is None:
+            return _not_listed(pull_request.repository)
+
+        async def build(unit: Unit) -> Result:
+            await self._knowledge.learn_pull_request(unit, pull_request)
+            # Still a change for lead time, whoever wrote it; not in the activity figures.
+            if not self.activity.counts(pull_request.author, pull_request.time):
+                return Result(
+                    Outcome.IGNORED, "author is opted out, a bot, or not in a team", repository
+                )
+            cycle: float | None = None
+            if pull_request.action == "merged" and pull_request.merged_at is not None:
+                merged_at = self.clock(pull_request.merged_at, unit)
+                cycle = max((merged_at - pull_request.created_at).total_seconds(), 0.0)
+
+            def count() -> None:
+                self.metrics.pull_requests.labels(repository, pull_request.action).inc()
+                if cycle is not None:
+                    self.metrics.pull_request_cycle_time.labels(repository).observe(cycle)
+                self.activity.pull_request(pull_request, repository)
+
+            unit.effect(count)
+            self._touch(unit, repository)
+            return Result(Outcome.ACCEPTED, repository=repository)
+
+        return await self.record(
+            pull_request.key, "pull request event already counted", repository, build
         )
-        if isinstance(repository, Result):
-            return repository
-        async with self._taken_back_on_failure(pull_request.key):
-            await self._knowledge.learn_pull_request(pull_request)
-        # Still a change for lead time, whoever wrote it; not in the activity figures.
-        if not self.activity.counts(pull_request.author, pull_request.time):
-            return Result(
-                Outcome.IGNORED, "author is opted out, a bot, or not in a team", repository
-            )
-        self.metrics.pull_requests.labels(repository, pull_request.action).inc()
-        if pull_request.action == "merged" and pull_request.merged_at is not None:
-            merged_at = self.clock(pull_request.merged_at)
-            cycle = (merged_at - pull_request.created_at).total_seconds()
-            self.metrics.pull_request_cycle_time.labels(repository).observe(max(cycle, 0.0))
-        self.activity.pull_request(pull_request, repository)
-        self._touch(repository)
-        return Result(Outcome.ACCEPTED, repository=repository)
 
     async def review(self, review: Review) -> Result:
-        repository = await self._admit(review.repository, review.key, "review already counted")
-        if isinstance(repository, Result):
-            return repository
-        return await self.activity.review(review, repository)
+        repository = self._labels.repository(review.repository)
+        if repository is None:
+            return _not_listed(review.repository)
+
+        async def build(unit: Unit) -> Result:
+            return await self.activity.review(unit, review, repository)
+
+        return await self.record(review.key, "review already counted", repository, build)
 
     async def push(self, push: Push) -> Result:
-        repository = await self._admit(push.repository, push.key, "push already counted")
-        if isinstance(repository, Result):
-            return repository
-        async with self._taken_back_on_failure(push.key):
-            await self._knowledge.learn_push(push)
-        if push.new:
-            self._commits_pushed(repository).inc(len(push.new))
-        self._touch(repository)
-        return Result(Outcome.ACCEPTED, repository=repository)
+        repository = self._labels.repository(push.repository)
+        if repository is None:
+            return _not_listed(push.repository)
+
+        async def build(unit: Unit) -> Result:
+            await self._knowledge.learn_push(unit, push)
+            if push.new:
+                unit.effect(lambda: self._commits_pushed(repository).inc(len(push.new)))
+            self._touch(unit, repository)
+            return Result(Outcome.ACCEPTED, repository=repository)
+
+        return await self.record(push.key, "push already counted", repository, build)
 
     async def incident_opened(self, incident: IncidentOpened) -> Result:
-        repository = await self._admit(
-            incident.repository, incident.key, "incident already counted"
-        )
-        if isinstance(repository, Result):
-            return repository
-        if incident.opened_at is not None:
-            opened_at = self.clock(incident.opened_at)
-            async with self._taken_back_on_failure(incident.key):
-                await self._store.put_many("incident", {incident.key: opened_at.timestamp()})
-        self.metrics.incidents_opened.labels(repository).inc()
-        self._touch(repository)
-        return Result(Outcome.ACCEPTED, repository=repository)
+        repository = self._labels.repository(incident.repository)
+        if repository is None:
+            return _not_listed(incident.repository)
+
+        async def build(unit: Unit) -> Result:
+            if incident.opened_at is not None:
+                opened_at = self.clock(incident.opened_at, unit)
+                await unit.put_many("incident", {incident.key: opened_at.timestamp()})
+            unit.effect(self.metrics.incidents_opened.labels(repository).inc)
+            self._touch(unit, repository)
+            return Result(Outcome.ACCEPTED, repository=repository)
+
+        return await self.record(incident.key, "incident already counted", repository, build)
 
     async def incident_resolved(self, incident: IncidentResolved) -> Result:
-        repository = await self._admit(
-            incident.repository, incident.key, "incident resolution already counted"
-        )
-        if isinstance(repository, Result):
-            return repository
-        opened_at = incident.opened_at
-        if incident.opened_key is not None:
-            async with self._taken_back_on_failure(incident.key):
-                known = await self._store.get_many("incident", [incident.opened_key])
-            if incident.opened_key in known:
-                # Opened when the label was added, which may be long after the issue was.
-                opened_at = at(float(known[incident.opened_key]))
-        resolved_at = self.clock(incident.resolved_at)
-        recovery = (resolved_at - opened_at).total_seconds()
-        self.metrics.incident_recovery.labels(repository).observe(max(recovery, 0.0))
-        self._touch(repository)
-        return Result(Outcome.ACCEPTED, repository=repository)
-
-    async def _admit(self, full_name: str, key: str | None, already: str) -> str | Result:
-        """The repository's label for an event to count, or the Result that turns it away.
-
-        An event the sender gave no identity is always new.
-        """
-        repository = self._labels.repository(full_name)
+        repository = self._labels.repository(incident.repository)
         if repository is None:
-            return Result(Outcome.IGNORED, f"repository {full_name} is not in REPOSITORIES")
-        if key is not None and not await self._store.add("event", key):
-            return Result(Outcome.DUPLICATE, already, repository)
-        return repository
+            return _not_listed(incident.repository)
 
-    @contextlib.asynccontextmanager
-    async def _taken_back_on_failure(self, key: str | None) -> AsyncIterator[None]:
-        """Forget the event's identity when the store fails after admitting it.
+        async def build(unit: Unit) -> Result:
+            opened_at = incident.opened_at
+            if incident.opened_key is not None:
+                known = await unit.get_many("incident", [incident.opened_key])
+                if incident.opened_key in known:
+                    # Opened when the label was added, which may be long after the issue was.
+                    opened_at = at(float(known[incident.opened_key]))
+            resolved_at = self.clock(incident.resolved_at, unit)
+            recovery = max((resolved_at - opened_at).total_seconds(), 0.0)
+            unit.effect(lambda: self.metrics.incident_recovery.labels(repository).observe(recovery))
+            self._touch(unit, repository)
+            return Result(Outcome.ACCEPTED, repository=repository)
 
-        GitHub's redelivery of a delivery answered 503 must not be taken for a repeat.
+        return await self.record(
+            incident.key, "incident resolution already counted", repository, build
+        )
+
+    async def survey(
+        self, team: str, satisfaction: int | None, nps: int | None, when: datetime, key: str | None
+    ) -> Result:
+        async def build(unit: Unit) -> Result:
+            return self.activity.survey(unit, team, satisfaction, nps, when)
+
+        return await self.record(key, "survey answer already counted", None, build)
+
+    async def record(
+        self,
+        key: str | None,
+        already: str,
+        repository: str | None,
+        build: Callable[[Unit], Awaitable[Result]],
+    ) -> Result:
+        """Build the event's unit and commit it; its effects are made once it has landed.
+
+        An event the sender gave no identity is always new, but it is committed all the same:
+        while the store cannot be reached nothing is counted, whatever the event.
         """
-        try:
-            yield
-        except StoreUnavailable:
+        if key is not None and await self._store.contains("event", key):
+            await self.ledger.settle("event", key)
+            return Result(Outcome.DUPLICATE, already, repository)
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            unit = Unit(self._store)
             if key is not None:
-                with contextlib.suppress(StoreUnavailable):
-                    await self._store.discard("event", key)
-            raise
+                unit.claim("event", key)
+            result = await build(unit)
+            verdict = await self.ledger.commit(unit)
+            if verdict is Verdict.COMMITTED:
+                return result
+            if verdict is Verdict.DUPLICATE:
+                assert key is not None  # only an identity makes a duplicate
+                await self.ledger.settle("event", key)
+                return Result(Outcome.DUPLICATE, already, repository)
+            # CONFLICT: another replica changed what this unit read; build it again.
+        raise StoreUnavailable(f"state store: kept changing under {MAX_COMMIT_ATTEMPTS} tries")
 
-    def _touch(self, repository: str) -> None:
-        self._last_event(repository).set(time.time())
-        self.activity.saw_repository(repository)
+    def _touch(self, unit: Unit, repository: str) -> None:
+        def touch() -> None:
+            self._last_event(repository).set(time.time())
+            self.activity.saw_repository(repository)
+
+        unit.effect(touch)
+
+
+def _not_listed(full_name: str) -> Result:
+    return Result(Outcome.IGNORED, f"repository {full_name} is not in REPOSITORIES")
 
 
 def _retimed(deployment: Deployment, moment: datetime) -> Deployment:

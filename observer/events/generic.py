@@ -145,7 +145,7 @@ def event_list(max_items: int) -> TypeAdapter[list[AnyEvent]]:
 
 async def apply(event: AnyEvent, recorder: Recorder) -> Result:
     if isinstance(event, SurveyEvent):
-        return await recorder.activity.survey(
+        return await recorder.survey(
             event.team,
             event.satisfaction,
             event.nps,
