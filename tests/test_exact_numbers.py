@@ -781,8 +781,8 @@ FLOOD_REPOSITORIES = 300
 SET_KINDS = 4
 # Kinds with a value per key, each with an index (a sorted set by last write), and their
 # capacities at CACHE_SIZE = 100 (see observer/state/base.py kinds()): history max(100 // 10,
-# 100) = 100, pending max(100 // 50, 100) = 100, commit 100, push 100, carried 100, pull 100, branch 100, shipment
-# max(100 // 10, 100) = 100, incident 100.
+# 100) = 100, pending max(100 // 50, 100) = 100, commit 100, push 100, carried 100, pull 100,
+# branch 100, shipment max(100 // 10, 100) = 100, incident 100.
 VALUE_CAPACITIES = {
     "history": 100,
     "pending": 100,

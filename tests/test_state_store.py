@@ -10,14 +10,14 @@ import json
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.exceptions import RedisError
 
-from observer.state import Kind, Store, StoreUnavailable
+from observer.state import Kind, Store, StoreUnavailable, Unit, Verdict
 from observer.state.base import kinds
 from observer.state.file import FileStore, SnapshotError
 from observer.state.memory import MemoryStore
@@ -37,17 +37,44 @@ class Backend:
     name: str
     open: Callable[[Mapping[str, Kind]], Store]
     server: RedisServer | None = None
+    clock: FakeClock = field(default_factory=lambda: FakeClock())
+
+    def ttl_ms(self, key: str) -> int:
+        """The time to live Redis keeps for a key (Redis expires values on its own clock)."""
+        assert self.server is not None
+        with self.server.client() as client:
+            return int(client.pttl(key))
+
+
+class FakeClock:
+    """The stores' time: it moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 @pytest.fixture(params=["memory", "file", "redis"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    clock = FakeClock()
     if request.param == "memory":
-        yield Backend("memory", MemoryStore)
+        yield Backend("memory", lambda table: MemoryStore(table, clock=clock), clock=clock)
     elif request.param == "file":
-        yield Backend("file", lambda table: FileStore(table, tmp_path / "state.json"))
+        path = tmp_path / "state.json"
+        yield Backend("file", lambda table: FileStore(table, path, clock=clock), clock=clock)
     else:
         with running_redis() as server:
-            yield Backend("redis", lambda table: RedisStore(table, server.url, timeout=2.0), server)
+            yield Backend(
+                "redis",
+                lambda table: RedisStore(table, server.url, timeout=2.0, clock=clock),
+                server,
+                clock,
+            )
 
 
 def run(
@@ -179,7 +206,11 @@ def test_a_lock_is_exclusive_until_unlocked_or_expired(backend: Backend) -> None
         again = await store.lock("enrich a", 0.3)
         assert again is not None and again != token
         assert await store.lock("enrich a", 30) is None
-        await asyncio.sleep(0.45)
+        if backend.server is not None:
+            # Redis frees it on its own clock, after the time to live it was given.
+            assert 0 < backend.ttl_ms("{observer}:lock:enrich a") <= 300
+            return
+        backend.clock.advance(0.45)
         assert await store.lock("enrich a", 30) is not None  # the short lock freed itself
 
     run(backend, scenario)
@@ -189,7 +220,7 @@ def test_each_kind_keeps_at_most_its_capacity_forgetting_the_oldest(backend: Bac
     async def scenario(store: Store) -> None:
         for n in range(5):
             assert await store.add("tiny", f"m{n}")
-            await asyncio.sleep(0.002)  # distinct write times
+            backend.clock.advance(0.002)  # distinct write times
         kept = [n for n in range(5) if await store.contains("tiny", f"m{n}")]
         assert kept == [2, 3, 4]
         assert await store.add("tiny", "m0") is True  # forgotten, so new again
@@ -197,7 +228,7 @@ def test_each_kind_keeps_at_most_its_capacity_forgetting_the_oldest(backend: Bac
     async def values(store: Store) -> None:
         for n in range(5):
             await store.put_many("tiny", {f"k{n}": n})
-            await asyncio.sleep(0.002)
+            backend.clock.advance(0.002)
         assert await store.get_many("tiny", [f"k{n}" for n in range(5)]) == {
             "k2": 2,
             "k3": 3,
@@ -216,9 +247,14 @@ def test_members_and_values_expire_after_their_ttl(backend: Backend) -> None:
         await store.append_many("brief", {"listed": 3}, limit=5)
         assert await store.contains("brief", "member")
         assert await store.get_many("brief", ["value", "updated"]) == {"value": 1, "updated": 2}
-        await asyncio.sleep(1.1)
+        backend.clock.advance(1.1)
         assert not await store.contains("brief", "member")
         assert await store.add("brief", "member") is True
+        if backend.server is not None:
+            # Redis expires values on its own clock, after the kind's time to live.
+            for key in ("value", "updated", "listed"):
+                assert 0 < backend.ttl_ms(f"{{observer}}:brief:{key}") <= 500
+            return
         assert await store.get_many("brief", ["value", "updated"]) == {}
         assert await store.lists("brief", ["listed"]) == {}
         # The long-lived kind beside it is untouched.
@@ -363,3 +399,38 @@ def test_redis_down_is_store_unavailable_without_the_url_or_password(
     asyncio.run(reachable())
     redis_server.stop()
     asyncio.run(down())
+
+
+def test_a_unit_commits_whole_or_is_refused_as_a_duplicate_or_a_conflict(backend: Backend) -> None:
+    async def scenario(store: Store) -> None:
+        first = Unit(store)
+        first.claim("event", "e-1")
+        await first.put_many("commit", {"c": 1.5})
+        await first.append_many("carried", {"c": "p1"}, limit=8)
+        assert await first.update("history", "h", lambda known: ({"n": 1}, known)) is None
+        assert await first.get_many("history", ["h"]) == {"h": {"n": 1}}  # its own write
+        assert await store.get_many("history", ["h"]) == {}  # nothing before the commit
+        assert await store.commit(first.writes) is Verdict.COMMITTED
+        assert await store.contains("committed", first.token)
+        assert await store.get_many("commit", ["c"]) == {"c": 1.5}
+        assert await store.lists("carried", ["c"]) == {"c": ["p1"]}
+        # The same identity again: nothing of it is written.
+        again = Unit(store)
+        again.claim("event", "e-1")
+        await again.put_many("commit", {"d": 2.0})
+        assert await store.commit(again.writes) is Verdict.DUPLICATE
+        assert await store.get_many("commit", ["d"]) == {}
+        assert not await store.contains("committed", again.token)
+        # A value changed after it was read: refused, to be built again.
+        late = Unit(store)
+        await late.update("history", "h", lambda known: ({"n": known["n"] + 1}, None))
+        await store.update("history", "h", lambda known: ({"n": 10}, None))
+        assert await store.commit(late.writes) is Verdict.CONFLICT
+        assert await store.get_many("history", ["h"]) == {"h": {"n": 10}}
+        # A unit sent twice (a reply lost) lands once.
+        twice = Unit(store)
+        twice.claim("event", "e-2")
+        assert await store.commit(twice.writes) is Verdict.COMMITTED
+        assert await store.commit(twice.writes) is Verdict.COMMITTED
+
+    run(backend, scenario)

@@ -133,6 +133,8 @@ class MemoryStore:
     async def commit(self, writes: Writes) -> Verdict:
         """Check, then apply: nothing awaits in between, so nothing else interleaves."""
         now = self._clock()
+        if self._family(COMMITTED).get(writes.token, now) is not None:
+            return Verdict.COMMITTED  # sent again: it landed the first time
         for claim in writes.claims:
             if self._family(claim.kind).get(claim.member, now) is not None:
                 return Verdict.DUPLICATE if claim.identity else Verdict.CONFLICT

@@ -112,6 +112,16 @@ end
 return {'committed', sizes}
 """
 
+# Take a free lock; the holder's own token sent again (a retry after a dropped connection)
+# finds it taken by itself.
+_LOCK = """
+local held = redis.call('GET', KEYS[1])
+if held == ARGV[1] then return 1 end
+if held then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -147,6 +157,7 @@ class RedisStore:
         )
         self._add = self._redis.register_script(_ADD)
         self._trim = self._redis.register_script(_TRIM)
+        self._lock = self._redis.register_script(_LOCK)
         self._unlock = self._redis.register_script(_UNLOCK)
         self._commit = self._redis.register_script(_COMMIT)
 
@@ -310,7 +321,7 @@ class RedisStore:
     async def lock(self, name: str, ttl: float) -> str | None:
         token = secrets.token_hex(8)
         async with _reachable():
-            taken = await self._redis.set(f"{PREFIX}lock:{name}", token, nx=True, px=_millis(ttl))
+            taken = await self._lock(keys=[f"{PREFIX}lock:{name}"], args=[token, _millis(ttl)])
         return token if taken else None
 
     async def unlock(self, name: str, token: str) -> None:
