@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,7 @@ from observer.state.doubt import Ledger
 # A unit built again when a deployment changed the history meanwhile: past this, given up for
 # now (the work stays waiting, and is done at the next look).
 MAX_COMMIT_ATTEMPTS = 20
+UNLOCK_ATTEMPTS = 3
 # How often every replica looks for work another replica, or an earlier run, left waiting.
 RESCAN_SECONDS = 5.0
 LOCK_SECONDS = 300.0
@@ -243,9 +245,16 @@ class Enrichment:
                 self.wake()  # look again: this work may have left more, or none
 
     async def _work_on(self, pair: str) -> None:
-        token = await self._store.lock(f"enrich {pair}", LOCK_SECONDS)
-        if token is None:
-            return  # another replica is on it
+        name = f"enrich {pair}"
+        # Chosen here, so that a lock taken by a call whose answer was lost is freed at once
+        # rather than held until it expires.
+        token = secrets.token_hex(8)
+        try:
+            if await self._store.lock(name, LOCK_SECONDS, token) is None:
+                return  # another replica is on it
+        except StoreUnavailable:
+            await self._unlock(name, token)
+            raise
         try:
             known = (await self._store.get_many("pending", [pair])).get(pair)
             version = known[1] if isinstance(known, list) else 0
@@ -258,7 +267,17 @@ class Enrichment:
                 await self._enrich(history, repository, environment, entry)
             await self._settle_pending(pair, version)
         finally:
-            await self._store.unlock(f"enrich {pair}", token)
+            await self._unlock(name, token)
+
+    async def _unlock(self, name: str, token: str) -> None:
+        """Free the lock, trying a few times: left held, the work waits for it to expire."""
+        for attempt in range(UNLOCK_ATTEMPTS):
+            try:
+                await self._store.unlock(name, token)
+                return
+            except StoreUnavailable:
+                if attempt == UNLOCK_ATTEMPTS - 1:
+                    raise
 
     async def _settle_pending(self, pair: str, version: int) -> None:
         """Set the environment's next due time, unless a deployment rescheduled it meanwhile."""

@@ -162,8 +162,12 @@ class Store(Protocol):
         """
         ...
 
-    async def lock(self, name: str, ttl: float) -> str | None:
-        """A token when the lock was free, else None; it frees itself after ``ttl``."""
+    async def lock(self, name: str, ttl: float, token: str | None = None) -> str | None:
+        """A token when the lock was free, else None; it frees itself after ``ttl``.
+
+        With ``token``, the lock is taken with it, and taking it again with it succeeds: a
+        caller whose call failed (the lock taken or not) can unlock with the token it chose.
+        """
         ...
 
     async def unlock(self, name: str, token: str) -> None: ...

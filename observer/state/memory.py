@@ -157,12 +157,12 @@ class MemoryStore:
             self._family(kind).prune(now)
         return Verdict.COMMITTED
 
-    async def lock(self, name: str, ttl: float) -> str | None:
+    async def lock(self, name: str, ttl: float, token: str | None = None) -> str | None:
         now = self._clock()
         held = self._locks.get(name)
-        if held is not None and held[0] > now:
+        if held is not None and held[0] > now and held[1] != token:
             return None
-        token = secrets.token_hex(8)
+        token = token or secrets.token_hex(8)
         self._locks[name] = (now + ttl, token)
         return token
 

@@ -16,6 +16,9 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, WatchError
 
 from observer.state.base import (
@@ -31,6 +34,9 @@ from observer.state.base import (
 
 PREFIX = "{observer}:"
 MAX_UPDATE_ATTEMPTS = 50
+# A command whose connection dropped is sent again on a new one, at once. Safe for every call
+# here: reads, a commit (it finds its own token), a lock (its own token), writes of a value.
+CONNECTION_RETRIES = 2
 
 # Remember a member unless it is remembered and younger than the time to live; trim the set.
 _ADD = """
@@ -154,6 +160,7 @@ class RedisStore:
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             health_check_interval=30,
+            retry=Retry(NoBackoff(), CONNECTION_RETRIES, (RedisConnectionError,)),
         )
         self._add = self._redis.register_script(_ADD)
         self._trim = self._redis.register_script(_TRIM)
@@ -318,8 +325,8 @@ class RedisStore:
                         await self._trim_kind(kind, plan.now, int(size))
         return Verdict(verdict)
 
-    async def lock(self, name: str, ttl: float) -> str | None:
-        token = secrets.token_hex(8)
+    async def lock(self, name: str, ttl: float, token: str | None = None) -> str | None:
+        token = token or secrets.token_hex(8)
         async with _reachable():
             taken = await self._lock(keys=[f"{PREFIX}lock:{name}"], args=[token, _millis(ttl)])
         return token if taken else None
