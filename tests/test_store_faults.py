@@ -25,18 +25,22 @@ from tests.conftest import Service, load_fixture
 from tests.payloads import pull_request, review
 from tests.redis_server import RedisServer, running_redis
 
-# Tasks that write on their own, not for the request in flight: their writes are not faulted.
+# Tasks that write on their own, not for the request in flight.
 BACKGROUND = ("Enrichment._consume", "Enrichment._scan_loop", "Ledger.run")
+# The lead-time worker's own task.
+WORKER = "Enrichment._consume"
 WRITES = ("add", "discard", "put_many", "append_many", "update", "commit")
 MAX_SENDS = 5
 SETTLE_TIMEOUT = 10.0
 
 
 class FaultyStore:
-    """A store whose ``position``-th write of a request fails, before it applies or after."""
+    """A store whose ``position``-th write of a request (or of the lead-time worker, with
+    ``worker``) fails, before it applies or after."""
 
     def __init__(self, inner: Store) -> None:
         self._inner = inner
+        self.worker = False
         self.writes = 0
         self.position: int | None = None
         self.after = False
@@ -47,7 +51,8 @@ class FaultyStore:
             return attribute
 
         async def write(*args: Any, **kwargs: Any) -> Any:
-            if _in_background():
+            task = _task_name()
+            if (task != WORKER) if self.worker else (task in BACKGROUND):
                 return await attribute(*args, **kwargs)
             position, self.writes = self.writes, self.writes + 1
             if position != self.position:
@@ -69,10 +74,9 @@ class FaultyStore:
         return self._inner.mode
 
 
-def _in_background() -> bool:
+def _task_name() -> str:
     task = asyncio.current_task()
-    name = getattr(task.get_coro(), "__qualname__", "") if task is not None else ""
-    return name in BACKGROUND
+    return getattr(task.get_coro(), "__qualname__", "") if task is not None else ""
 
 
 SHA = "c" * 40
@@ -268,6 +272,40 @@ def test_a_store_failing_at_any_write_then_the_retry_counts_as_one_delivery(
                 failed += answers[index][0] == 503
                 assert domain == expected, (event.name, position, after, answers[index])
     assert failed  # the faults were answered 503, and the retries then counted once
+
+
+def _run_worker(
+    start: Callable[..., Service],
+    faulty: list[FaultyStore],
+    backend: Backend,
+    fault: tuple[int, bool] | None,
+    expected: dict[Any, float] | None,
+) -> tuple[dict[Any, float], int]:
+    """The history once, the lead-time worker's write at ``fault[0]`` failing."""
+    backend.reset()
+    service = start(**backend.settings())
+    store = faulty[-1]
+    store.worker = True
+    if fault is not None:
+        store.position, store.after = fault
+    for event in HISTORY:
+        _send(service, event)
+    domain = _settled(service, expected)
+    service.client.__exit__(None, None, None)
+    return domain, store.writes
+
+
+def test_the_lead_time_worker_failing_at_any_write_observes_each_change_once(
+    start: Callable[..., Service], faulty: list[FaultyStore], backend: Backend
+) -> None:
+    """The worker's observations and its history marks land together: a failure, or an answer
+    lost, between them neither loses a lead time nor observes one twice."""
+    expected, writes = _run_worker(start, faulty, backend, None, None)
+    assert writes
+    for position in range(writes):
+        for after in (False, True):
+            domain, _ = _run_worker(start, faulty, backend, (position, after), expected)
+            assert domain == expected, (position, after)
 
 
 def test_a_review_whose_store_fails_counts_once_after_its_redelivery(
