@@ -32,6 +32,8 @@ from observer.state.doubt import Ledger
 # now (the work stays waiting, and is done at the next look).
 MAX_COMMIT_ATTEMPTS = 20
 UNLOCK_ATTEMPTS = 3
+# The one key in which earlier versions kept every environment's pending work.
+LEGACY_INDEX = "all"
 # How often every replica looks for work another replica, or an earlier run, left waiting.
 RESCAN_SECONDS = 5.0
 LOCK_SECONDS = 300.0
@@ -104,6 +106,10 @@ def _settled(version: int, next_due: float | None) -> Callable[[Any], tuple[Any,
         return (None if next_due is None else [next_due, version]), None
 
     return settle
+
+
+def _scheduled(due: float) -> Callable[[Any], tuple[Any, None]]:
+    return lambda known: (_schedule(known, due), None)
 
 
 def _schedule(known: Any, due: float) -> list[float]:
@@ -203,7 +209,19 @@ class Enrichment:
         no replica rewrites a key every other one reads."""
         pairs = await self._store.keys("pending")
         found = await self._store.get_many("pending", pairs) if pairs else {}
+        legacy = found.pop(LEGACY_INDEX, None)
+        if isinstance(legacy, dict):
+            await self._migrate(legacy)
+            found = {**legacy, **found}
         return {pair: list(value) for pair, value in found.items() if isinstance(value, list)}
+
+    async def _migrate(self, legacy: dict[str, Any]) -> None:
+        """Move an earlier version's single index to one key per environment, in one unit."""
+        unit = Unit(self._store)
+        for pair, (due, _) in legacy.items():
+            await unit.update("pending", pair, _scheduled(float(due)))
+        await unit.update("pending", LEGACY_INDEX, lambda _: (None, None))
+        await self._ledger.commit(unit)  # refused if changed meanwhile: the next scan tries again
 
     async def _due(self, *, ignore_due: bool) -> list[str]:
         now = time.time()

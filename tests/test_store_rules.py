@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from observer import commitlist
 from observer.state import redis as redis_store
+from observer.state.base import kinds
+from observer.state.redis import RedisStore
 from tests.conftest import Service
 from tests.redis_server import RedisServer, running_redis
 
@@ -80,3 +85,31 @@ def test_pending_work_is_one_key_per_environment(
     with redis_server.client() as client:
         pending = sorted(client.scan_iter(match="{observer}:pending:*"))
     assert pending == ["{observer}:pending:octo/app prod", "{observer}:pending:octo/app production"]
+
+
+def test_pending_work_an_earlier_version_kept_in_one_key_is_still_done(
+    start: Callable[..., Service], redis_server: RedisServer
+) -> None:
+    """An upgrade finds `{observer}:pending:all`; its environments' work is moved and done."""
+    pair = "octo/app production"
+    commits = [(f"{n:040x}", 1_700_000_000.0 + n) for n in range(3)]
+
+    async def seed() -> None:
+        store = RedisStore(kinds(seen=1000, cache=1000), redis_server.url)
+        entry = [1_700_100_000.0, "success", "api:deployment:octo/app:d1:success", None, 1.0, 0]
+        await store.put_many("history", {pair: {"entries": [entry]}})
+        await store.put_many("shipment", {entry[2]: commitlist.encode(commits)})
+        await store.put_many("pending", {"all": {pair: [1.0, 1]}})
+        await store.close()
+
+    asyncio.run(seed())
+    service = start(state_url=redis_server.url)
+    labels = {"repository": "octo/app", "environment": "production"}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if service.metrics().get("dora_lead_time_seconds_count", **labels) == len(commits):
+            break
+        time.sleep(0.05)
+    assert service.metrics().get("dora_lead_time_seconds_count", **labels) == len(commits)
+    with redis_server.client() as client:
+        assert not client.exists("{observer}:pending:all")
