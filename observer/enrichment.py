@@ -192,12 +192,17 @@ class Enrichment:
                 logs.warning("enrichment stopped with work left", dropped=left)
 
     async def _scan_loop(self) -> None:
+        # A store down at start was said once, by the start; a scan says when it goes down.
+        reachable = False
         while True:
             try:
                 delay = await self._scan(ignore_due=False)
+                reachable = True
             except StoreUnavailable as error:
                 self._metrics.state_errors.inc()
-                logs.warning("enrichment scan failed", detail=str(error))
+                if reachable:
+                    logs.warning("enrichment scan failed", detail=str(error))
+                reachable = False
                 delay = RESCAN_SECONDS
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):

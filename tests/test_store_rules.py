@@ -7,13 +7,15 @@ import re
 import time
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 
 from observer import commitlist
 from observer.state import redis as redis_store
 from observer.state.base import kinds
 from observer.state.redis import RedisStore
-from tests.conftest import Service
+from tests.conftest import API_TOKEN, Service
+from tests.processes import free_port, start_observer
 from tests.redis_server import RedisServer, running_redis
 
 SCRIPTS = {name: getattr(redis_store, name) for name in dir(redis_store) if name.isupper()}
@@ -113,3 +115,27 @@ def test_pending_work_an_earlier_version_kept_in_one_key_is_still_done(
     assert service.metrics().get("dora_lead_time_seconds_count", **labels) == len(commits)
     with redis_server.client() as client:
         assert not client.exists("{observer}:pending:all")
+
+
+def test_a_store_unreachable_at_start_is_one_warning_and_503s() -> None:
+    """Issue 16 item 12: the service starts, says it once, and refuses to count until the store
+    answers."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    env = {"STATE_URL": url, "STATE_TIMEOUT": "0.5", "API_TOKEN": API_TOKEN}
+    with start_observer(env, secret="a-webhook-secret-of-32-characters") as observer:
+        headers = {"Authorization": f"Bearer {API_TOKEN}"}
+        answer = httpx.post(
+            f"{observer.url}/api/event", json=_deployment("staging"), headers=headers
+        )
+        assert answer.status_code == 503
+        assert httpx.get(f"{observer.url}/readyz").status_code == 503
+        lines = observer.log_lines(lambda lines: any(line.get("status") == 503 for line in lines))
+        assert "Traceback" not in observer.logs()
+    requests = ("api event", "webhook delivery")
+    warnings = [
+        line
+        for line in lines
+        if line["level"] in ("warning", "error") and line["message"] not in requests
+    ]
+    assert len(warnings) == 1, warnings
+    assert "state store cannot be reached" in warnings[0]["message"]
