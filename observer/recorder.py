@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from observer import incidents
 from observer.activity import Activity
 from observer.children import Children
 from observer.deploy_workflows import DeployWorkflows
@@ -21,6 +22,7 @@ from observer.domain import (
     Deployment,
     IncidentOpened,
     IncidentResolved,
+    IssueIncident,
     Outcome,
     PullRequest,
     Push,
@@ -167,6 +169,28 @@ class Recorder:
         resolved_at = self.clock(incident.resolved_at)
         recovery = (resolved_at - opened_at).total_seconds()
         self.metrics.incident_recovery.labels(repository).observe(max(recovery, 0.0))
+        self._touch(repository)
+        return Result(Outcome.ACCEPTED, repository=repository)
+
+    async def issue_incident(self, change: IssueIncident) -> Result:
+        """An issue's incident period opened or ended: counted once, in the events' order."""
+        repository = await self._admit(change.repository, None, "")
+        if isinstance(repository, Result):
+            return repository
+        moment = self.clock(change.time).timestamp()
+        # One atomic update decides it: nothing to take back when the store fails.
+        outcome = await incidents.apply(self._store, change.issue_id, change.opens, moment)
+        if outcome.unchanged is not None:
+            duplicate = outcome == incidents.REPEAT
+            return Result(
+                Outcome.DUPLICATE if duplicate else Outcome.IGNORED,
+                "incident already counted" if duplicate else outcome.unchanged,
+                repository,
+            )
+        if outcome.opened:
+            self.metrics.incidents_opened.labels(repository).inc()
+        if outcome.recovery is not None:
+            self.metrics.incident_recovery.labels(repository).observe(max(outcome.recovery, 0.0))
         self._touch(repository)
         return Result(Outcome.ACCEPTED, repository=repository)
 
