@@ -7,14 +7,17 @@ unlabelled). Every request is a signed ``issues`` delivery built from GitHub's p
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pytest
 
-from tests.conftest import Service, load_fixture
+from observer.state.open import open_store
+from tests.conftest import Service, load_fixture, make_settings
 from tests.redis_server import RedisServer, running_redis
 
 REPO = "octo-org/octo-app"
@@ -226,3 +229,25 @@ def test_two_replicas_on_one_redis_count_each_incident_once(
         totals = [total + part for total, part in zip(totals, expected, strict=True)]
     counted = [a + b for a, b in zip(incidents(first), incidents(second), strict=True)]
     assert counted == totals
+
+
+def test_an_incident_the_previous_version_left_open_still_resolves(
+    redis: RedisServer, start: Start
+) -> None:
+    left_open, resolved = Issue(created=9, labelled=True), Issue(created=9, labelled=True)
+
+    async def as_the_previous_version_left_them() -> None:
+        # Its keys: the opening time under the issue's opened key, the resolution as an event.
+        store = open_store(make_settings(state_url=redis.url))
+        for issue in (left_open, resolved):
+            opened = f"incident:issue:{issue.id}:opened"
+            await store.add("event", opened)
+            await store.put_many("incident", {opened: datetime.fromisoformat(hour(10)).timestamp()})
+        await store.add("event", f"incident:issue:{resolved.id}:resolved")
+        await store.close()
+
+    asyncio.run(as_the_previous_version_left_them())
+    service = start(state_url=redis.url)
+    assert send(service, left_open.closed(11.5)) == "accepted"
+    assert send(service, resolved.closed(11)) == "ignored"
+    assert incidents(service) == (0, 1, 5400)
