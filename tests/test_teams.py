@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
+from observer.exposition import Exposition
+from observer.metrics import Metrics
+from observer.teams_source import TeamsSource
 from tests.conftest import Service, make_settings
+from tests.exposition import Exposition as Scraped
 from tests.payloads import members, pull_request, write_teams
 
 REPO = "octo-org/octo-app"
@@ -243,3 +249,81 @@ def test_a_broken_file_at_start_stops_the_start_without_quoting_it(tmp_path: Pat
     message = str(raised.value)
     assert "teams_file" in message.lower() and "wieght" in message
     assert "alice" not in message
+
+
+class RenderOnEveryChange:
+    """/metrics rendered in its own thread, as the endpoint does, after every change the
+    refresh makes to the ownership series: each state a scrape could meet is rendered."""
+
+    def __init__(self, metrics: Metrics, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._exposition = Exposition(metrics.registry)
+        self._turn, self._rendered = threading.Semaphore(0), threading.Semaphore(0)
+        self._stopping = False
+        self.scrapes: list[set[tuple[str, str]]] = []
+        info = metrics.repository_team_info
+        for name in ("labels", "remove", "clear"):
+            monkeypatch.setattr(info, name, self._then_render(getattr(info, name)))
+        self._thread = threading.Thread(target=self._render_when_told)
+        self._thread.start()
+
+    def _then_render(self, change: Callable[..., Any]) -> Callable[..., Any]:
+        def changed(*args: Any) -> Any:
+            result = change(*args)
+            self._turn.release()
+            self._rendered.acquire()
+            return result
+
+        return changed
+
+    def _render_when_told(self) -> None:
+        while True:
+            self._turn.acquire()
+            if self._stopping:
+                return
+            text = self._exposition.render("")[0].decode()
+            self.scrapes.append(
+                {
+                    (dict(labels)["repository"], dict(labels)["team"])
+                    for (name, labels), value in Scraped(text).samples.items()
+                    if name == "observer_repository_team_info" and value == 1
+                }
+            )
+            self._rendered.release()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._turn.release()
+        self._thread.join()
+
+
+def test_no_scrape_during_a_reload_misses_an_owner_that_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def owning(*extra: str) -> dict[str, Any]:
+        team = {"members": members(*FIVE)}
+        return {
+            "teams": {
+                "payments": {**team, "repositories": [f"octo/pay-{i}" for i in range(20)]},
+                "platform": {**team, "repositories": ["octo/*", *extra]},
+            }
+        }
+
+    versions = [owning(), owning("octo/extra-1", "octo/extra-2")]
+    path = write_teams(tmp_path / "teams.yaml", versions[0])
+    metrics = Metrics(CollectorRegistry())
+    source = TeamsSource(path, 5, metrics)
+    for i in range(5):
+        source.saw_repository(f"octo/app-{i}")
+    scrapes = RenderOnEveryChange(metrics, monkeypatch)
+    try:
+        for swap in range(1, 21):
+            # Replaced by a rename, so each version is a new file to reload.
+            os.replace(write_teams(tmp_path / "teams.new", versions[swap % 2]), path)
+            source.refresh()
+    finally:
+        scrapes.stop()
+    stays = {(f"octo/pay-{i}", "payments") for i in range(20)}
+    stays |= {(f"octo/app-{i}", "platform") for i in range(5)}
+    assert scrapes.scrapes, "no change was made to the ownership series"
+    for seen in scrapes.scrapes:
+        assert stays <= seen, sorted(stays - seen)[:3]
