@@ -18,7 +18,7 @@ from observer.metrics import Metrics
 from observer.teams_source import TeamsSource
 from tests.conftest import Service, make_settings
 from tests.exposition import Exposition as Scraped
-from tests.payloads import members, pull_request, write_teams
+from tests.payloads import members, pull_request, review, write_teams
 
 REPO = "octo-org/octo-app"
 Start = Callable[..., Service]
@@ -249,6 +249,40 @@ def test_a_broken_file_at_start_stops_the_start_without_quoting_it(tmp_path: Pat
     message = str(raised.value)
     assert "teams_file" in message.lower() and "wieght" in message
     assert "alice" not in message
+
+
+def test_two_small_teams_folded_into_other_count_both_weights_and_time_it_once(
+    start: Start, tmp_path: Path
+) -> None:
+    # Carol is in two teams of three: with MIN_TEAM_SIZE 5 both are `other`.
+    teams = {
+        "teams": {
+            "mobile": {"members": [{"login": "carol", "weight": 0.5}, *members("kim", "lee")]},
+            "data": {"members": [{"login": "Carol", "weight": 0.25}, *members("n", "o")]},
+            "payments": {
+                "members": [{"login": "carol", "weight": 0.25}, *members("a", "b", "d", "e")]
+            },
+        }
+    }
+    service = start(teams_file=write_teams(tmp_path / "teams.yaml", teams))
+    deliver(service, pull_request("opened", "carol", pr_id=61))
+    deliver(service, pull_request("closed", "carol", pr_id=61, merged_at="2026-11-20T10:00:00Z"))
+    submitted = review("hubot", "carol", pr_id=61, submitted_at="2026-11-20T09:00:00Z")
+    assert service.deliver("pull_request_review", submitted).status_code == 200
+    exposition = service.metrics()
+    for action in ("opened", "merged"):
+        assert team_prs(service, "other", action) == 0.75
+        assert team_prs(service, "payments", action) == 0.25
+    for name, seconds in (
+        ("github_team_pull_request_cycle_time_seconds", 2 * 3600),
+        ("github_team_pull_request_first_review_seconds", 3600),
+    ):
+        # One `other` observation for the two folded teams, one for payments: unweighted.
+        for team in ("other", "payments"):
+            assert exposition.get(f"{name}_count", team=team) == 1, (name, team)
+            assert exposition.get(f"{name}_sum", team=team) == seconds, (name, team)
+        assert exposition.value(f"{name}_count", team="mobile") is None
+        assert exposition.value(f"{name}_count", team="data") is None
 
 
 class RenderOnEveryChange:
