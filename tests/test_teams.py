@@ -285,6 +285,35 @@ def test_two_small_teams_folded_into_other_count_both_weights_and_time_it_once(
         assert exposition.value(f"{name}_count", team="data") is None
 
 
+def test_a_login_listed_twice_in_a_team_is_one_person(start: Start, tmp_path: Path) -> None:
+    teams = {
+        "teams": {
+            # Four people: bob is listed for two periods, which overlap in November.
+            "mobile": {
+                "members": [
+                    {"login": "bob", "left": "2026-11-30"},
+                    {"login": "Bob", "joined": "2026-11-01", "weight": 0.5},
+                    *members("kim", "lee", "max"),
+                ]
+            },
+            # Five people; carol is listed twice: she counts once, with the larger weight.
+            "payments": {
+                "members": [
+                    {"login": "carol", "weight": 0.25},
+                    {"login": "carol"},
+                    *members("a", "b", "d", "e"),
+                ]
+            },
+        }
+    }
+    service = start(teams_file=write_teams(tmp_path / "teams.yaml", teams))
+    deliver(service, pull_request("opened", "kim"))
+    deliver(service, pull_request("opened", "carol"))
+    assert team_prs(service, "other", "opened") == 1
+    assert team_prs(service, "mobile", "opened") == 0
+    assert team_prs(service, "payments", "opened") == 1
+
+
 class RenderOnEveryChange:
     """/metrics rendered in its own thread, as the endpoint does, after every change the
     refresh makes to the ownership series: each state a scrape could meet is rendered."""
