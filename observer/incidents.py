@@ -8,7 +8,10 @@ deliveries arrive, a transition already in the periods is a repeat.
 
 Order: a resolution that arrives before its opening is kept as a loose end (``[None,
 resolved]``) and paired with the opening when it comes, so the numbers are those of the events'
-own order. What a late delivery would change in a period already observed is left alone.
+own order. What a late delivery would change in a period already observed is left alone, and
+an opening delivered while an incident of the issue is open is taken for that incident (GitHub
+sends 'labeled' beside the 'opened' of an issue created with the label): a reopening delivered
+before the closing it follows is not counted.
 """
 
 from __future__ import annotations
@@ -113,7 +116,7 @@ async def apply(store: Store, issue_id: int, opens: bool, moment: float) -> Outc
     # An opening of an issue never seen opens; a resolution first asks the previous version.
     first: list[Period] | None = [] if opens else None
     outcome: Outcome = await store.update("incident", name, _change(opens, moment, first))
-    if outcome is not UNKNOWN:
+    if outcome != UNKNOWN:
         return outcome
     seed = await _left_open_by_previous_version(store, issue_id)
     result: Outcome = await store.update("incident", name, _change(opens, moment, seed))
