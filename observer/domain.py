@@ -123,6 +123,8 @@ class IssueIncident:
     issue_id: int
     opens: bool
     time: datetime
+    # Opened by reopening the issue, which was closed before.
+    reopened: bool = False
 
 
 @dataclass(frozen=True, slots=True)

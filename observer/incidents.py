@@ -8,10 +8,10 @@ deliveries arrive, a transition already in the periods is a repeat.
 
 Order: a resolution that arrives before its opening is kept as a loose end (``[None,
 resolved]``) and paired with the opening when it comes, so the numbers are those of the events'
-own order. What a late delivery would change in a period already observed is left alone, and
-an opening delivered while an incident of the issue is open is taken for that incident (GitHub
-sends 'labeled' beside the 'opened' of an issue created with the label): a reopening delivered
-before the closing it follows is not counted.
+own order; so is a reopening delivered before the closing it follows (the closing is then
+awaited). What a late delivery would change in a period already observed is left alone, and a
+label added while an incident of the issue is open is taken for that incident: GitHub sends
+'labeled' beside the 'opened' of an issue created with the label.
 """
 
 from __future__ import annotations
@@ -42,26 +42,35 @@ STALE = Outcome(unchanged="older than what is known of the issue")
 NOT_OPEN = Outcome(unchanged="no incident open")
 # Nothing stored for the issue: the previous version's keys are looked at before deciding.
 UNKNOWN = Outcome(unchanged="unknown")
+# The end of a period that ended (the issue was reopened after it) before its closing was
+# delivered. Times are Unix seconds: no real end is negative.
+AWAITED = -1.0
 
 
 def key(issue_id: int) -> str:
     return f"issue:{issue_id}"
 
 
-def open_at(moment: float, periods: list[Period]) -> Outcome:
+def open_at(moment: float, periods: list[Period], *, reopened: bool = False) -> Outcome:
     """The issue became an incident at ``moment`` (opened or reopened with the label, or the
     label added while open); ``periods`` is changed in place."""
+    last = periods[-1] if periods else None
+    open_since = last[0] if last is not None and last[1] is None else None
+    if reopened and open_since is not None and open_since < moment:
+        # Reopened after the open period began: it was closed in between, not delivered yet.
+        periods[-1][1] = AWAITED
+        periods.append([moment, None])
+        return Outcome(opened=True)
     for start, end in periods:
-        if start is not None and start <= moment and (end is None or moment <= end):
+        if start is not None and start <= moment and (end in (None, AWAITED) or moment <= end):
             # A redelivery, or GitHub's 'labeled' beside the 'opened' of an issue created with it.
             return REPEAT
-    last = periods[-1] if periods else None
     before = periods[-2][1] if len(periods) > 1 else None
     if last is not None and (last[0] is None or last[1] is None):
         # The open period or a loose end, and this opening comes after the period before them:
         # the open one started earlier than known ('opened' after its 'labeled'), or the loose
         # end's opening has arrived.
-        if before is not None and moment <= before:
+        if before is not None and (before == AWAITED or moment <= before):
             return STALE
         end = last[1]
         if end is None:
@@ -82,6 +91,11 @@ def resolve_at(moment: float, periods: list[Period]) -> Outcome:
     """The issue stopped being an incident at ``moment`` (closed, or the label removed)."""
     if any(end == moment for _, end in periods):
         return REPEAT
+    for index, (start, end) in enumerate(periods[:-1]):
+        after = periods[index + 1][0]
+        if end == AWAITED and start is not None and after is not None and start <= moment <= after:
+            periods[index][1] = moment
+            return Outcome(recovery=moment - start)
     last = periods[-1] if periods else None
     if last is not None and last[0] is not None and last[1] is None:
         if moment < last[0]:
@@ -98,28 +112,41 @@ def resolve_at(moment: float, periods: list[Period]) -> Outcome:
     return NOT_OPEN
 
 
-def _change(opens: bool, moment: float, seed: list[Period] | None) -> Any:
+def _change(transition: Transition, seed: list[Period] | None) -> Any:
     def change(value: Any) -> tuple[Any, Outcome]:
         known = value if value is not None else seed
         if known is None:
             return None, UNKNOWN
         periods: list[Period] = [list(period) for period in known]
-        outcome = (open_at if opens else resolve_at)(moment, periods)
+        if transition.opens:
+            outcome = open_at(transition.moment, periods, reopened=transition.reopened)
+        else:
+            outcome = resolve_at(transition.moment, periods)
         return periods[-MAX_PERIODS:], outcome
 
     return change
 
 
-async def apply(store: Store, issue_id: int, opens: bool, moment: float) -> Outcome:
+@dataclass(frozen=True, slots=True)
+class Transition:
+    issue_id: int
+    # True when the issue became an incident, False when it stopped being one.
+    opens: bool
+    moment: float
+    # Opened by a reopening: the issue was closed before it.
+    reopened: bool = False
+
+
+async def apply(store: Store, transition: Transition) -> Outcome:
     """One transition of an issue, applied once; StoreUnavailable leaves nothing changed."""
-    name = key(issue_id)
+    name = key(transition.issue_id)
     # An opening of an issue never seen opens; a resolution first asks the previous version.
-    first: list[Period] | None = [] if opens else None
-    outcome: Outcome = await store.update("incident", name, _change(opens, moment, first))
+    first: list[Period] | None = [] if transition.opens else None
+    outcome: Outcome = await store.update("incident", name, _change(transition, first))
     if outcome != UNKNOWN:
         return outcome
-    seed = await _left_open_by_previous_version(store, issue_id)
-    result: Outcome = await store.update("incident", name, _change(opens, moment, seed))
+    seed = await _left_open_by_previous_version(store, transition.issue_id)
+    result: Outcome = await store.update("incident", name, _change(transition, seed))
     return result
 
 

@@ -179,7 +179,8 @@ class Recorder:
             return repository
         moment = self.clock(change.time).timestamp()
         # One atomic update decides it: nothing to take back when the store fails.
-        outcome = await incidents.apply(self._store, change.issue_id, change.opens, moment)
+        transition = incidents.Transition(change.issue_id, change.opens, moment, change.reopened)
+        outcome = await incidents.apply(self._store, transition)
         if outcome.unchanged is not None:
             duplicate = outcome == incidents.REPEAT
             return Result(

@@ -190,6 +190,21 @@ def test_a_removal_delivered_before_its_labelling_gives_the_same_numbers(
     assert incidents(service) == (2, 2, 1800 + 3600)
 
 
+def test_a_reopening_delivered_before_its_closing_gives_the_same_numbers(
+    service: Service,
+) -> None:
+    issue = Issue(created=10, labelled=True)
+    opened, closed, reopened = issue.opened(), issue.closed(10.5), issue.reopened(11)
+    send(service, opened)
+    assert send(service, reopened) == "accepted"
+    assert incidents(service) == (2, 0, 0)
+    # The closing it follows still ends the first incident, and the new one stays open.
+    assert send(service, closed) == "accepted"
+    assert incidents(service) == (2, 1, 1800)
+    send(service, issue.closed(12))
+    assert incidents(service) == (2, 2, 1800 + 3600)
+
+
 def test_removing_the_label_from_what_is_no_incident_counts_nothing(service: Service) -> None:
     # Never seen as an incident: its label removed, then it is closed ...
     never = Issue(created=9, labelled=True)

@@ -7,7 +7,7 @@ open, ends it (observer.incidents keeps each issue's periods).
 
 from __future__ import annotations
 
-from datetime import datetime
+from functools import partial
 
 from pydantic import AwareDatetime, Field
 
@@ -35,8 +35,8 @@ class Payload(Model):
     label: Label | None = None
 
 
-def _transition(event: Payload, wanted: str) -> tuple[bool, datetime] | None:
-    """Whether the event opens (True) or ends (False) an incident, and when; None if neither.
+def _transition(event: Payload, wanted: str) -> IssueIncident | None:
+    """The incident the event opens or ends, and when; None when it does neither.
 
     GitHub's payloads carry no time of their own for labelling or reopening: the issue's
     ``updated_at`` in that delivery is when it happened.
@@ -46,27 +46,25 @@ def _transition(event: Payload, wanted: str) -> tuple[bool, datetime] | None:
     carries = any(label.name.lower() == wanted for label in issue.labels)
     is_open = issue.state == "open"
     action = event.action
+    incident = partial(IssueIncident, event.repository.full_name, issue.id)
     if action in ("labeled", "unlabeled"):
         if event.label is None or event.label.name.lower() != wanted or not is_open:
             return None
-        return action == "labeled", changed
+        return incident(action == "labeled", changed)
     if not carries:
         return None
     if action == "opened" and is_open:
-        return True, issue.created_at
+        return incident(True, issue.created_at)
     if action == "reopened" and is_open:
-        return True, changed
+        return incident(True, changed, reopened=True)
     if action == "closed":
-        return False, issue.closed_at or changed
+        return incident(False, issue.closed_at or changed)
     return None
 
 
 async def record(event: Payload, recorder: Recorder) -> Result:
     wanted = recorder.incident_label
-    transition = _transition(event, wanted)
-    if transition is None:
+    incident = _transition(event, wanted)
+    if incident is None:
         return Result(Outcome.IGNORED, f"not an incident event (label {wanted!r})")
-    opens, moment = transition
-    return await recorder.issue_incident(
-        IssueIncident(event.repository.full_name, event.issue.id, opens, moment)
-    )
+    return await recorder.issue_incident(incident)
