@@ -323,6 +323,7 @@ class RenderOnEveryChange:
         self._turn, self._rendered = threading.Semaphore(0), threading.Semaphore(0)
         self._stopping = False
         self.scrapes: list[set[tuple[str, str]]] = []
+        self.errors: list[Exception] = []
         info = metrics.repository_team_info
         for name in ("labels", "remove", "clear"):
             monkeypatch.setattr(info, name, self._then_render(getattr(info, name)))
@@ -343,15 +344,21 @@ class RenderOnEveryChange:
             self._turn.acquire()
             if self._stopping:
                 return
-            text = self._exposition.render("")[0].decode()
-            self.scrapes.append(
-                {
-                    (dict(labels)["repository"], dict(labels)["team"])
-                    for (name, labels), value in Scraped(text).samples.items()
-                    if name == "observer_repository_team_info" and value == 1
-                }
-            )
-            self._rendered.release()
+            try:
+                self.scrapes.append(self._owners())
+            except Exception as error:  # kept for the test to report
+                self.errors.append(error)
+            finally:
+                # Released whatever happened, so a failing render cannot hang the test.
+                self._rendered.release()
+
+    def _owners(self) -> set[tuple[str, str]]:
+        text = self._exposition.render("")[0].decode()
+        return {
+            (dict(labels)["repository"], dict(labels)["team"])
+            for (name, labels), value in Scraped(text).samples.items()
+            if name == "observer_repository_team_info" and value == 1
+        }
 
     def stop(self) -> None:
         self._stopping = True
@@ -387,6 +394,7 @@ def test_no_scrape_during_a_reload_misses_an_owner_that_stays(
         scrapes.stop()
     stays = {(f"octo/pay-{i}", "payments") for i in range(20)}
     stays |= {(f"octo/app-{i}", "platform") for i in range(5)}
+    assert not scrapes.errors
     assert scrapes.scrapes, "no change was made to the ownership series"
     for seen in scrapes.scrapes:
         assert stays <= seen, sorted(stays - seen)[:3]
