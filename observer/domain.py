@@ -116,6 +116,18 @@ class IncidentOpened:
 
 
 @dataclass(frozen=True, slots=True)
+class IssueIncident:
+    """An issue became an incident (``opens``) or stopped being one, at ``time``."""
+
+    repository: str
+    issue_id: int
+    opens: bool
+    time: datetime
+    # Opened by reopening the issue, which was closed before.
+    reopened: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class IncidentResolved:
     repository: str
     opened_at: datetime

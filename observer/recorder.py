@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from observer import incidents
 from observer.activity import Activity
 from observer.children import Children
 from observer.deploy_workflows import DeployWorkflows
@@ -23,6 +24,7 @@ from observer.domain import (
     Deployment,
     IncidentOpened,
     IncidentResolved,
+    IssueIncident,
     Outcome,
     PullRequest,
     Push,
@@ -207,6 +209,41 @@ class Recorder:
         return await self.record(
             incident.key, "incident resolution already counted", repository, build
         )
+
+    async def issue_incident(self, change: IssueIncident) -> Result:
+        """An issue's incident period opened or ended: counted once, in the events' order."""
+        repository = self._labels.repository(change.repository)
+        if repository is None:
+            return _not_listed(change.repository)
+
+        async def build(unit: Unit) -> Result:
+            moment = self.clock(change.time, unit).timestamp()
+            transition = incidents.Transition(
+                change.issue_id, change.opens, moment, change.reopened
+            )
+            outcome = await incidents.apply(unit, transition)
+            if outcome.unchanged is not None:
+                duplicate = outcome == incidents.REPEAT
+                return Result(
+                    Outcome.DUPLICATE if duplicate else Outcome.IGNORED,
+                    "incident already counted" if duplicate else outcome.unchanged,
+                    repository,
+                )
+
+            def count() -> None:
+                if outcome.opened:
+                    self.metrics.incidents_opened.labels(repository).inc()
+                if outcome.recovery is not None:
+                    self.metrics.incident_recovery.labels(repository).observe(
+                        max(outcome.recovery, 0.0)
+                    )
+
+            unit.effect(count)
+            self._touch(unit, repository)
+            return Result(Outcome.ACCEPTED, repository=repository)
+
+        # The issue's periods are its identity: one atomic change in the unit decides a repeat.
+        return await self.record(None, "incident already counted", repository, build)
 
     async def survey(
         self, team: str, satisfaction: int | None, nps: int | None, when: datetime, key: str | None

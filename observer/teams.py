@@ -177,8 +177,12 @@ class Teams:
         return login.lower() in self._exclude or self.is_bot(login)
 
     def size(self, team: str, day: date) -> int:
-        """People in the team on that day, whatever their weight; the left-out never count."""
-        return sum(1 for member in self._teams.get(team, ()) if member.active_on(day))
+        """People in the team on that day, whatever their weight; the left-out never count.
+
+        A login listed twice (two periods, say) is one person.
+        """
+        members = self._teams.get(team, ())
+        return len({member.login.lower() for member in members if member.active_on(day)})
 
     def label(self, team: str, when: datetime) -> str:
         """The team's label value at that time: its name, or 'other' while it is too small."""
@@ -199,11 +203,16 @@ class Teams:
         if self.left_out(login):
             return {}
         day = _day(when)
-        found: dict[str, float] = {}
+        # Listed twice in one team, on a day both entries cover: one person, the larger weight.
+        weights: dict[str, float] = {}
         for membership in self._by_login.get(login.lower(), ()):
             if membership.member.active_on(day):
-                label = self.label(membership.team, when)
-                found[label] = found.get(label, 0.0) + membership.weight
+                team = membership.team
+                weights[team] = max(weights.get(team, 0.0), membership.weight)
+        found: dict[str, float] = {}
+        for team, weight in weights.items():
+            label = self.label(team, when)
+            found[label] = found.get(label, 0.0) + weight
         return found
 
     def is_member(self, login: str, when: datetime) -> bool:

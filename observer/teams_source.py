@@ -33,6 +33,8 @@ class TeamsSource:
         self._failure: object = None
         # Repositories that have sent an event: patterns own them from then on.
         self._repositories: set[str] = set()
+        # The (repository, team) pairs exposed now.
+        self._published: set[tuple[str, str]] = set()
         self._ownership_day: date | None = None
         metrics.teams_last_reload_successful.set(1)
         self.refresh()
@@ -48,6 +50,7 @@ class TeamsSource:
         self._repositories.add(repository)
         for team in self.current().owners(repository, _now()):
             self._metrics.repository_team_info.labels(repository, team).set(1)
+            self._published.add((repository, team))
 
     def refresh(self) -> None:
         """Load the file again if it changed; keep the last good teams if it is broken."""
@@ -117,9 +120,14 @@ class TeamsSource:
             for repository in self._repositories
             for team in teams.owners(repository, now)
         )
-        self._metrics.repository_team_info.clear()
-        for repository, team in sorted(pairs):
-            self._metrics.repository_team_info.labels(repository, team).set(1)
+        # /metrics renders in a thread while this runs on the event loop: a pair that stays is
+        # never touched, new pairs are added before old ones go, so no scrape misses an owner.
+        info = self._metrics.repository_team_info
+        for repository, team in sorted(pairs - self._published):
+            info.labels(repository, team).set(1)
+        for repository, team in sorted(self._published - pairs):
+            info.remove(repository, team)
+        self._published = pairs
 
 
 def _now() -> datetime:

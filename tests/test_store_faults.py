@@ -126,7 +126,8 @@ def _api(item: dict[str, Any]) -> Callable[[Service], Any]:
 
 PR_ID = 4_000_000_001
 # One history: a push and a merged pull request, a review, two failed production deployments and
-# the success that ends them (a recovery, and lead time from the commits it lists), an incident.
+# the success that ends them (a recovery, and lead time from the commits it lists), an incident
+# pushed by a pipeline and one from a GitHub issue's label.
 HISTORY = [
     Event("push", _webhook("push", load_fixture("push"), "d-push")),
     Event(
@@ -150,6 +151,12 @@ HISTORY = [
     Event("success", _api(_deployment("d3", "success", 3, commits=3))),
     Event("incident_opened", _api(_incident("opened"))),
     Event("incident_resolved", _api(_incident("resolved"))),
+    # An issue's incident period, decided by one change of the issue's periods.
+    Event("issue_labeled", _webhook("issues", load_fixture("issues_labeled_incident"), "d-lab")),
+    Event(
+        "issue_unlabeled",
+        _webhook("issues", load_fixture("issues_unlabeled_incident"), "d-unlab"),
+    ),
 ]
 
 

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
+from observer.exposition import Exposition
+from observer.metrics import Metrics
+from observer.teams_source import TeamsSource
 from tests.conftest import Service, make_settings
-from tests.payloads import members, pull_request, write_teams
+from tests.exposition import Exposition as Scraped
+from tests.payloads import members, pull_request, review, write_teams
 
 REPO = "octo-org/octo-app"
 Start = Callable[..., Service]
@@ -243,3 +249,152 @@ def test_a_broken_file_at_start_stops_the_start_without_quoting_it(tmp_path: Pat
     message = str(raised.value)
     assert "teams_file" in message.lower() and "wieght" in message
     assert "alice" not in message
+
+
+def test_two_small_teams_folded_into_other_count_both_weights_and_time_it_once(
+    start: Start, tmp_path: Path
+) -> None:
+    # Carol is in two teams of three: with MIN_TEAM_SIZE 5 both are `other`.
+    teams = {
+        "teams": {
+            "mobile": {"members": [{"login": "carol", "weight": 0.5}, *members("kim", "lee")]},
+            "data": {"members": [{"login": "Carol", "weight": 0.25}, *members("n", "o")]},
+            "payments": {
+                "members": [{"login": "carol", "weight": 0.25}, *members("a", "b", "d", "e")]
+            },
+        }
+    }
+    service = start(teams_file=write_teams(tmp_path / "teams.yaml", teams))
+    deliver(service, pull_request("opened", "carol", pr_id=61))
+    deliver(service, pull_request("closed", "carol", pr_id=61, merged_at="2026-11-20T10:00:00Z"))
+    submitted = review("hubot", "carol", pr_id=61, submitted_at="2026-11-20T09:00:00Z")
+    assert service.deliver("pull_request_review", submitted).status_code == 200
+    exposition = service.metrics()
+    for action in ("opened", "merged"):
+        assert team_prs(service, "other", action) == 0.75
+        assert team_prs(service, "payments", action) == 0.25
+    for name, seconds in (
+        ("github_team_pull_request_cycle_time_seconds", 2 * 3600),
+        ("github_team_pull_request_first_review_seconds", 3600),
+    ):
+        # One `other` observation for the two folded teams, one for payments: unweighted.
+        for team in ("other", "payments"):
+            assert exposition.get(f"{name}_count", team=team) == 1, (name, team)
+            assert exposition.get(f"{name}_sum", team=team) == seconds, (name, team)
+        assert exposition.value(f"{name}_count", team="mobile") is None
+        assert exposition.value(f"{name}_count", team="data") is None
+
+
+def test_a_login_listed_twice_in_a_team_is_one_person(start: Start, tmp_path: Path) -> None:
+    teams = {
+        "teams": {
+            # Four people: bob is listed for two periods, which overlap in November.
+            "mobile": {
+                "members": [
+                    {"login": "bob", "left": "2026-11-30"},
+                    {"login": "Bob", "joined": "2026-11-01", "weight": 0.5},
+                    *members("kim", "lee", "max"),
+                ]
+            },
+            # Five people; carol is listed twice: she counts once, with the larger weight.
+            "payments": {
+                "members": [
+                    {"login": "carol", "weight": 0.25},
+                    {"login": "carol"},
+                    *members("a", "b", "d", "e"),
+                ]
+            },
+        }
+    }
+    service = start(teams_file=write_teams(tmp_path / "teams.yaml", teams))
+    deliver(service, pull_request("opened", "kim"))
+    deliver(service, pull_request("opened", "carol"))
+    assert team_prs(service, "other", "opened") == 1
+    assert team_prs(service, "mobile", "opened") == 0
+    assert team_prs(service, "payments", "opened") == 1
+
+
+class RenderOnEveryChange:
+    """/metrics rendered in its own thread, as the endpoint does, after every change the
+    refresh makes to the ownership series: each state a scrape could meet is rendered."""
+
+    def __init__(self, metrics: Metrics, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._exposition = Exposition(metrics.registry)
+        self._turn, self._rendered = threading.Semaphore(0), threading.Semaphore(0)
+        self._stopping = False
+        self.scrapes: list[set[tuple[str, str]]] = []
+        self.errors: list[Exception] = []
+        info = metrics.repository_team_info
+        for name in ("labels", "remove", "clear"):
+            monkeypatch.setattr(info, name, self._then_render(getattr(info, name)))
+        self._thread = threading.Thread(target=self._render_when_told)
+        self._thread.start()
+
+    def _then_render(self, change: Callable[..., Any]) -> Callable[..., Any]:
+        def changed(*args: Any) -> Any:
+            result = change(*args)
+            self._turn.release()
+            self._rendered.acquire()
+            return result
+
+        return changed
+
+    def _render_when_told(self) -> None:
+        while True:
+            self._turn.acquire()
+            if self._stopping:
+                return
+            try:
+                self.scrapes.append(self._owners())
+            except Exception as error:  # kept for the test to report
+                self.errors.append(error)
+            finally:
+                # Released whatever happened, so a failing render cannot hang the test.
+                self._rendered.release()
+
+    def _owners(self) -> set[tuple[str, str]]:
+        text = self._exposition.render("")[0].decode()
+        return {
+            (dict(labels)["repository"], dict(labels)["team"])
+            for (name, labels), value in Scraped(text).samples.items()
+            if name == "observer_repository_team_info" and value == 1
+        }
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._turn.release()
+        self._thread.join()
+
+
+def test_no_scrape_during_a_reload_misses_an_owner_that_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def owning(*extra: str) -> dict[str, Any]:
+        team = {"members": members(*FIVE)}
+        return {
+            "teams": {
+                "payments": {**team, "repositories": [f"octo/pay-{i}" for i in range(20)]},
+                "platform": {**team, "repositories": ["octo/*", *extra]},
+            }
+        }
+
+    versions = [owning(), owning("octo/extra-1", "octo/extra-2")]
+    path = write_teams(tmp_path / "teams.yaml", versions[0])
+    metrics = Metrics(CollectorRegistry())
+    source = TeamsSource(path, 5, metrics)
+    for i in range(5):
+        source.saw_repository(f"octo/app-{i}")
+    scrapes = RenderOnEveryChange(metrics, monkeypatch)
+    try:
+        for swap in range(1, 21):
+            # Replaced by a rename, so each version is a new file to reload.
+            os.replace(write_teams(tmp_path / "teams.new", versions[swap % 2]), path)
+            source.refresh()
+    finally:
+        scrapes.stop()
+    stays = {(f"octo/pay-{i}", "payments") for i in range(20)}
+    stays |= {(f"octo/app-{i}", "platform") for i in range(5)}
+    assert not scrapes.errors
+    assert scrapes.scrapes, "no change was made to the ownership series"
+    for seen in scrapes.scrapes:
+        assert stays <= seen, sorted(stays - seen)[:3]

@@ -1,15 +1,22 @@
-"""``issues``: an issue carrying the incident label is an incident; closing it resolves it."""
+"""``issues``: an issue is an incident while it is open and carries the incident label.
+
+Opening it with the label, reopening it with the label, or adding the label while it is open
+starts an incident; closing it while it carries the label, or removing the label while it is
+open, ends it (observer.incidents keeps each issue's periods).
+"""
 
 from __future__ import annotations
 
+from functools import partial
+
 from pydantic import AwareDatetime, Field
 
-from observer.domain import IncidentOpened, IncidentResolved, Outcome, Result
+from observer.domain import IssueIncident, Outcome, Result
 from observer.events.common import Label, Model, Repository
 from observer.recorder import Recorder
 
 # Only these actions' payloads are validated; the others are acknowledged (observer.events).
-HANDLED_ACTIONS = frozenset({"opened", "labeled", "closed"})
+HANDLED_ACTIONS = frozenset({"opened", "labeled", "unlabeled", "closed", "reopened"})
 
 
 class _Issue(Model):
@@ -28,36 +35,36 @@ class Payload(Model):
     label: Label | None = None
 
 
-async def record(event: Payload, recorder: Recorder) -> Result:
+def _transition(event: Payload, wanted: str) -> IssueIncident | None:
+    """The incident the event opens or ends, and when; None when it does neither.
+
+    GitHub's payloads carry no time of their own for labelling or reopening: the issue's
+    ``updated_at`` in that delivery is when it happened.
+    """
     issue = event.issue
+    changed = issue.updated_at or issue.created_at
+    carries = any(label.name.lower() == wanted for label in issue.labels)
+    is_open = issue.state == "open"
+    action = event.action
+    incident = partial(IssueIncident, event.repository.full_name, issue.id)
+    if action in ("labeled", "unlabeled"):
+        if event.label is None or event.label.name.lower() != wanted or not is_open:
+            return None
+        return incident(action == "labeled", changed)
+    if not carries:
+        return None
+    if action == "opened" and is_open:
+        return incident(True, issue.created_at)
+    if action == "reopened" and is_open:
+        return incident(True, changed, reopened=True)
+    if action == "closed":
+        return incident(False, issue.closed_at or changed)
+    return None
+
+
+async def record(event: Payload, recorder: Recorder) -> Result:
     wanted = recorder.incident_label
-    is_incident = any(label.name.lower() == wanted for label in issue.labels)
-    repository = event.repository.full_name
-    # GitHub sends both 'opened' and 'labeled' for an issue created with the label; one key
-    # per issue makes them one incident.
-    opened_key = f"incident:issue:{issue.id}:opened"
-    if event.action == "opened" and is_incident:
-        return await recorder.incident_opened(
-            IncidentOpened(repository, opened_key, opened_at=issue.created_at)
-        )
-    if (
-        event.action == "labeled"
-        and event.label is not None
-        and event.label.name.lower() == wanted
-        and issue.state == "open"
-    ):
-        # It became an incident when the label was added: the issue's last update.
-        return await recorder.incident_opened(
-            IncidentOpened(repository, opened_key, opened_at=issue.updated_at or issue.created_at)
-        )
-    if event.action == "closed" and is_incident and issue.closed_at is not None:
-        return await recorder.incident_resolved(
-            IncidentResolved(
-                repository,
-                opened_at=issue.created_at,
-                resolved_at=issue.closed_at,
-                key=f"incident:issue:{issue.id}:resolved",
-                opened_key=opened_key,
-            )
-        )
-    return Result(Outcome.IGNORED, f"not an incident event (label {wanted!r})")
+    incident = _transition(event, wanted)
+    if incident is None:
+        return Result(Outcome.IGNORED, f"not an incident event (label {wanted!r})")
+    return await recorder.issue_incident(incident)
