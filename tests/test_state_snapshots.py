@@ -47,6 +47,12 @@ def remembered(path: Path) -> set[str]:
     return {key for key, _, _ in entries}
 
 
+def version(path: Path) -> tuple[int, int]:
+    """Each save renames a new file into place: its inode and time tell one snapshot."""
+    status = os.stat(path)
+    return status.st_ino, status.st_mtime_ns
+
+
 def deliver_push(service: Service) -> str:
     """A push of new commits, each one a key the store writes."""
     delivery = str(uuid.uuid4())
@@ -73,17 +79,16 @@ def test_snapshots_go_on_being_written_while_deliveries_change_the_state(
         while not stop.is_set():
             delivered.append(deliver_push(service))
 
-    # Each save renames a new file into place: a new inode is a new snapshot.
-    written = {os.stat(path).st_ino}
+    written = {version(path)}
     deadline = time.monotonic() + DEADLINE
     with ThreadPoolExecutor(SENDERS) as senders:
         sending = [senders.submit(send) for _ in range(SENDERS)]
         try:
             while len(written) <= SNAPSHOTS:
                 assert time.monotonic() < deadline, f"snapshots stopped after {len(written) - 1}"
-                inode = os.stat(path).st_ino
-                if inode not in written:
-                    written.add(inode)
+                seen = version(path)
+                if seen not in written:
+                    written.add(seen)
                     remembered(path)  # every one of them loads
                 time.sleep(INTERVAL)
         finally:
