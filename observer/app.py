@@ -100,7 +100,7 @@ def create_app(
                 deploy_workflows=DeployWorkflows(settings),
                 ledger=ledger,
             )
-            saver = _start_saving(store, settings.state_save_interval)
+            saver = _start_saving(store, settings.state_save_interval, metrics)
             logs.event("state store", mode=store.mode)
             await _check_store(store)
             resolver = asyncio.create_task(ledger.run())
@@ -214,16 +214,35 @@ async def _check_store(store: Store) -> None:
         )
 
 
-def _start_saving(store: Store, interval: float) -> asyncio.Task[None] | None:
+def _start_saving(store: Store, interval: float, metrics: Metrics) -> asyncio.Task[None] | None:
     if not isinstance(store, FileStore):
         return None
 
     async def save_every() -> None:
         while True:
             await asyncio.sleep(interval)
+            saving = asyncio.create_task(_save(store, metrics))
             try:
-                await asyncio.to_thread(store.save)
-            except OSError as error:
-                logs.event("state snapshot not written", path=str(store.path), detail=str(error))
+                await asyncio.shield(saving)
+            except asyncio.CancelledError:
+                # Stopping: the snapshot in hand lands before the final one, never after it.
+                await saving
+                raise
 
     return asyncio.create_task(save_every())
+
+
+async def _save(store: FileStore, metrics: Metrics) -> None:
+    """One periodic snapshot; a failure of any kind is reported and the next interval retries."""
+    try:
+        # Taken on the loop, which is the only writer of the state; written in a thread.
+        data = store.snapshot()
+        await asyncio.to_thread(store.write, data)
+    except Exception as error:  # a full disk, a bug: either way the snapshots must go on
+        metrics.state_errors.inc()
+        logs.warning(
+            "state snapshot not written",
+            path=str(store.path),
+            error=type(error).__name__,
+            detail=str(error),
+        )

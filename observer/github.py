@@ -20,6 +20,7 @@ from observer.github_errors import (
     MalformedResponse,
     NotFound,
     RateLimited,
+    RepositoryNotFound,
     ServerError,
     Timeout,
     Unauthorized,
@@ -57,7 +58,7 @@ from observer.metrics import Metrics
 __all__ = (
     "ApiCommit", "ApiDeployment", "ApiPull", "AppInstallationToken", "CallCount", "Comparison",
     "GitHubClient", "GitHubError", "GraphPull", "MalformedResponse", "NotFound", "PullLookup",
-    "RateLimited", "ServerError",
+    "RateLimited", "RepositoryNotFound", "ServerError",
     "StaticToken", "Timeout", "TokenSource", "Unauthorized", "Unreachable",
     "create_http_client", "token_source",
 )  # fmt: skip
@@ -182,12 +183,28 @@ class GitHubClient:
         commits = parse(COMMITS, await self._get(path, {"per_page": PER_PAGE}), path)
         return [commit.api(path) for commit in commits]
 
+    async def repository(self, repository: str) -> None:
+        """Return if GitHub has the repository; RepositoryNotFound if not, or not for this token.
+
+        It tells what a 404 for one of its commits means: a missing commit, or no repository.
+        """
+        path = _repo_path(repository)
+        try:
+            await self._get(path)
+        except NotFound as error:
+            raise RepositoryNotFound(str(error)) from None
+
     async def deployments(
         self, repository: str, environment: str, *, limit: int = 10
     ) -> list[ApiDeployment]:
         path = f"{_repo_path(repository)}/deployments"
         params: Params = {"environment": environment, "per_page": max(1, min(limit, PER_PAGE))}
-        found = parse(DEPLOYMENTS, await self._get(path, params), path)
+        try:
+            response = await self._get(path, params)
+        except NotFound as error:
+            # A repository's list is never missing, even empty: the repository is.
+            raise RepositoryNotFound(str(error)) from None
+        found = parse(DEPLOYMENTS, response, path)
         return [ApiDeployment(id=d.id, sha=d.sha.lower(), created_at=d.created_at) for d in found]
 
     async def deployment_succeeded(self, repository: str, deployment_id: int) -> bool:

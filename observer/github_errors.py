@@ -37,6 +37,10 @@ class NotFound(GitHubError):
     reason = "not_found"
 
 
+class RepositoryNotFound(NotFound):
+    """GitHub has no such repository, or none the credentials may see: it is not on GitHub."""
+
+
 class Unauthorized(GitHubError):
     reason = "unauthorized"
 

@@ -17,8 +17,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 from observer.github_errors import (
     GitHubError,
     MalformedResponse,
-    NotFound,
     RateLimited,
+    RepositoryNotFound,
     Unauthorized,
 )
 from observer.github_http import validate
@@ -153,9 +153,10 @@ _COMMIT = TypeAdapter(_Object | None)
 _PULL = TypeAdapter(_Pull | None)
 
 # GraphQL answers 200 with a list of typed errors; these types mean what HTTP statuses would.
+# They are read only when the repository itself did not resolve: then NOT_FOUND names it.
 _ERRORS: dict[str, type[GitHubError]] = {
     "RATE_LIMITED": RateLimited,
-    "NOT_FOUND": NotFound,
+    "NOT_FOUND": RepositoryNotFound,
     "FORBIDDEN": Unauthorized,
     "INSUFFICIENT_SCOPES": Unauthorized,
 }

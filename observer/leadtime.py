@@ -109,39 +109,28 @@ class LeadTime:
         carriers = await self._knowledge.carriers(repository, shas)
         pulls = await self._knowledge.pulls_for(repository, shas, carriers)
         pulls.update(_brought_by_merges(commits, pulls))
-        # Commits no webhook explained: no pull request claims them and no push carried them.
-        unexplained = [sha for sha in shas if sha not in pulls and sha not in carriers]
-        if unexplained:
-            found = await self._lookup(repository, unexplained, ())
-            for sha in unexplained:
+        told = dict(pulls)
+        # Commits no webhook tied to a pull request look direct, but its event may come late
+        # or never (a redelivery, a hook outage): where there is an API, it confirms them in
+        # the one request that also asks when the pull requests webhooks told of began.
+        direct = [sha for sha in shas if sha not in pulls]
+        asked = _undated(_groups(commits, pulls))
+        if direct or asked:
+            found = await self._lookup(repository, direct, asked)
+            for sha in direct:
                 pull = innermost(found.commits.get(sha, ()))
                 if pull is not None:
                     pulls[sha] = pull
             pulls.update(_brought_by_merges(commits, pulls))
-            await self._knowledge.learn_pulls(repository, set(pulls.values()))
-        groups = _groups(commits, pulls)
-        # A squash commit alone says nothing of when the work began: ask for the first commit.
-        undated = sorted(
-            {
-                pull.number
-                for pull, members in groups.values()
-                if pull is not None and _needs_start(pull, members)
-            }
-        )
+            pulls = _dated(pulls, found.pulls)
+        # A pull request that came without its start, and was not asked about yet.
+        undated = [n for n in _undated(_groups(commits, pulls)) if n not in asked]
         if undated:
-            found = await self._lookup(repository, (), undated)
-            dated = {
-                pull.number: dataclasses.replace(
-                    pull, first_commit_time=found.pulls[pull.number].first_commit_time
-                )
-                for pull, _ in groups.values()
-                if pull is not None and pull.number in found.pulls
-            }
-            await self._knowledge.learn_pulls(repository, dated.values())
-            groups = {
-                key: (None if pull is None else dated.get(pull.number, pull), members)
-                for key, (pull, members) in groups.items()
-            }
+            pulls = _dated(pulls, (await self._lookup(repository, (), undated)).pulls)
+        learnt = {pull for sha, pull in pulls.items() if told.get(sha) != pull}
+        if learnt:
+            await self._knowledge.learn_pulls(repository, learnt)
+        groups = _groups(commits, pulls)
         changes = [_change(key, pull, members) for key, (pull, members) in groups.items()]
         return [change for change in changes if change is not None]
 
@@ -164,6 +153,28 @@ def _groups(commits: Sequence[ApiCommit], pulls: Mapping[str, KnownPull]) -> dic
         key = f"pull:{pull.number}" if pull is not None else f"commit:{commit.sha}"
         groups.setdefault(key, (pull, []))[1].append(commit)
     return groups
+
+
+def _undated(groups: Mapping[str, Group]) -> list[int]:
+    """Pull requests whose start only their first commit can tell: a squash commit alone says
+    nothing of when the work began."""
+    return sorted(
+        {
+            pull.number
+            for pull, members in groups.values()
+            if pull is not None and _needs_start(pull, members)
+        }
+    )
+
+
+def _dated(pulls: Mapping[str, KnownPull], found: Mapping[int, KnownPull]) -> dict[str, KnownPull]:
+    """``pulls`` with the first commit times ``found`` tells, where one was missing."""
+    return {
+        sha: dataclasses.replace(pull, first_commit_time=found[pull.number].first_commit_time)
+        if pull.first_commit_time is None and pull.number in found
+        else pull
+        for sha, pull in pulls.items()
+    }
 
 
 def _needs_start(pull: KnownPull, members: Sequence[ApiCommit]) -> bool:

@@ -217,7 +217,8 @@ class Metrics:
         # The state store (STATE_URL).
         self.state_errors = Counter(
             "observer_state_errors_total",
-            "Calls to the state store that failed; the deliveries concerned were answered 503.",
+            "Calls to the state store that failed (the deliveries concerned were answered 503), "
+            "and file snapshots that could not be written.",
             registry=registry,
         )
         self.state_up = Gauge(

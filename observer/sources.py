@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from observer import logs
 from observer.domain import Commit, at
-from observer.github import CallCount, GitHubClient, GraphPull, NotFound
+from observer.github import CallCount, GitHubClient, GraphPull, NotFound, RepositoryNotFound
 from observer.github_models import ApiCommit
 from observer.knowledge import Knowledge, KnownPull
 from observer.metrics import Metrics
@@ -21,6 +23,11 @@ if TYPE_CHECKING:
 MAX_PREVIOUS_CANDIDATES = 5
 # Commits of one deployment whose pull request may be asked for, beyond what webhooks told.
 MAX_PULL_LOOKUPS = 500
+# A repository GitHub does not have (a pipeline's project on another host) is not asked about
+# again for this long, so that one moved to GitHub is found within the hour; and so many of
+# them are remembered.
+NOT_ON_GITHUB_SECONDS = 3600.0
+MAX_NOT_ON_GITHUB = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,19 +87,54 @@ class WebhookSource:
         return PullsFound()
 
 
+def github_name(repository: str) -> bool:
+    """Whether a repository's name can be GitHub's: owner/name. A path with subgroups
+    (``group/sub/app``, from GitLab and other hosts through /api/event) never is."""
+    owner, _, name = repository.partition("/")
+    return bool(owner) and bool(name) and "/" not in name
+
+
 class GitHubSource:
+    """The GitHub API, for repositories on GitHub; the webhooks' knowledge for the others.
+
+    A repository is taken to be elsewhere when its name cannot be GitHub's, or when GitHub
+    answered that it has no such repository (or none the token may see): a pipeline's project
+    on another host. Its deployments then get lead times as without a token, from the commits
+    the pipeline lists or the pushes seen, with no request to GitHub and no retry.
+    """
+
     def __init__(
-        self, client: GitHubClient, knowledge: Knowledge, metrics: Metrics, *, max_pages: int
+        self,
+        client: GitHubClient,
+        knowledge: Knowledge,
+        metrics: Metrics,
+        *,
+        max_pages: int,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._knowledge = knowledge
         self._metrics = metrics
         self._max_pages = max_pages
+        self._clock = clock
+        self._webhooks = WebhookSource(knowledge, metrics)
+        # Repositories GitHub said it does not have, with when to ask again; oldest first.
+        self._elsewhere: OrderedDict[str, float] = OrderedDict()
 
     def counting(self) -> contextlib.AbstractContextManager[CallCount | None]:
         return self._client.counting()
 
     async def shipped(self, job: Job) -> list[ApiCommit]:
+        if not self._on_github(job.repository):
+            return await self._webhooks.shipped(job)
+        try:
+            return await self._shipped(job)
+        except NotFound as error:
+            if not await self._repository_missing(job.repository, error):
+                raise  # a commit GitHub does not have, in a repository it has
+        return await self._webhooks.shipped(job)
+
+    async def _shipped(self, job: Job) -> list[ApiCommit]:
         sha = job.entry.sha
         if sha is None:
             return []
@@ -143,15 +185,54 @@ class GitHubSource:
     async def pulls(
         self, repository: str, shas: Sequence[str], numbers: Sequence[int]
     ) -> PullsFound:
+        if not self._on_github(repository):
+            return PullsFound()
         # One GraphQL request for up to 50 commits and pull requests, however many it ships.
-        found = await self._client.pulls_of_commits(
-            repository, shas, numbers, max_items=MAX_PULL_LOOKUPS
-        )
+        try:
+            found = await self._client.pulls_of_commits(
+                repository, shas, numbers, max_items=MAX_PULL_LOOKUPS
+            )
+        except RepositoryNotFound as error:
+            self._not_on_github(repository, error)
+            return PullsFound()
         return PullsFound(
             {sha: [_known(pull) for pull in pulls] for sha, pulls in found.commits.items()},
             {number: _known(pull) for number, pull in found.pulls.items()},
             truncated=found.truncated,
         )
+
+    def _on_github(self, repository: str) -> bool:
+        if not github_name(repository):
+            return False
+        until = self._elsewhere.get(repository)
+        return until is None or until <= self._clock()
+
+    async def _repository_missing(self, repository: str, error: NotFound) -> bool:
+        """Whether a 404 meant the repository; one for a commit is asked about once more."""
+        if not isinstance(error, RepositoryNotFound):
+            try:
+                await self._client.repository(repository)
+            except RepositoryNotFound as missing:
+                error = missing
+            else:
+                return False
+        self._not_on_github(repository, error)
+        return True
+
+    def _not_on_github(self, repository: str, error: RepositoryNotFound) -> None:
+        # An expected condition, said once: a repository asked about again after the pause,
+        # and still missing, is remembered without a second line.
+        if repository not in self._elsewhere:
+            logs.warning(
+                "repository not on GitHub, or not visible to the token: lead time from the "
+                "commits its deployments list or the pushes seen",
+                repository=repository,
+                detail=str(error),
+            )
+        self._elsewhere[repository] = self._clock() + NOT_ON_GITHUB_SECONDS
+        self._elsewhere.move_to_end(repository)
+        while len(self._elsewhere) > MAX_NOT_ON_GITHUB:
+            self._elsewhere.popitem(last=False)
 
 
 def _known(pull: GraphPull) -> KnownPull:

@@ -70,6 +70,9 @@ class FakeGitHub:
     responses: dict[str, Any] = field(default_factory=dict)
     graphql_commits: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     graphql_pulls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # When set, the only repositories (lower-cased owner/name) GraphQL resolves; for any other
+    # it answers as GitHub does for one that is not there or not visible to the token.
+    repositories: set[str] | None = None
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     graphql_queries: list[dict[str, Any]] = field(default_factory=list)
     port: int = 0
@@ -228,6 +231,20 @@ class FakeGitHub:
 
     def answer_graphql(self, body: dict[str, Any]) -> dict[str, Any]:
         self.graphql_queries.append(body)
+        variables = body.get("variables") or {}
+        full_name = f"{variables.get('owner')}/{variables.get('name')}"
+        if self.repositories is not None and full_name.lower() not in self.repositories:
+            return {
+                "data": {"repository": None},
+                "errors": [
+                    {
+                        "type": "NOT_FOUND",
+                        "path": ["repository"],
+                        "message": "Could not resolve to a Repository with the name "
+                        f"'{full_name}'.",
+                    }
+                ],
+            }
         query = body["query"]
         repository: dict[str, Any] = {}
         errors: list[dict[str, Any]] = []

@@ -20,7 +20,7 @@ from tests.exposition import Exposition
 from tests.fake_github import FakeGitHub, serve
 from tests.processes import ObserverProcess, observer_command, start_observer
 from tests.signing import sign
-from tests.story import deployment_status
+from tests.story import REPO, deployment_status
 
 pytestmark = pytest.mark.e2e
 
@@ -204,7 +204,11 @@ def test_api_event_log_lines_carry_type_repository_and_id() -> None:
 
 
 def test_enrichment_failures_are_warnings_and_the_rate_limit_is_absent_until_reported() -> None:
-    fake = FakeGitHub()  # knows no path: every request gets 404
+    # The repository is there, but not the deployed commit: every other request gets 404.
+    # (A repository GitHub does not have is no failure: see tests/test_not_on_github.py.)
+    fake = FakeGitHub()
+    fake.responses[f"/repos/{REPO}"] = {"full_name": REPO}
+    fake.responses[f"/repos/{REPO}/deployments"] = []
     env = {"GITHUB_TOKEN": "ghp_cli-test", "LOG_LEVEL": "warning"}
     with serve(fake), start_observer({**env, "GITHUB_API_URL": fake.url}, secret=SECRET) as running:
         before = Exposition(httpx.get(f"{running.url}/metrics").text)

@@ -60,13 +60,16 @@ def test_lead_times_from_a_github_enterprise_style_api() -> None:
         assert deliver(observer, "deployment_status", deployment_status(2, "c5", 50)).is_success
         metrics = wait_for(observer, "dora_lead_time_seconds_count", 4)
         assert metrics.get("dora_lead_time_seconds_sum", **PRODUCTION) == (2 + 30 + 20 + 10) * 3600
-        assert metrics.get("observer_github_api_requests_total", status="200") == 2
+        assert metrics.get("observer_github_api_requests_total", status="200") == 4
         assert metrics.get("observer_github_api_requests_total", status="404") == 0
         assert metrics.get("observer_github_rate_limit_remaining") == 4999
         logs = observer.logs()
+    # Each deployment's commits are confirmed as direct (no pull request) through GraphQL.
     assert fake.paths() == [
         f"/repos/{REPO}/deployments",
+        "/api/graphql",
         f"/repos/{REPO}/compare/{sha('c2')}...{sha('c5')}",
+        "/api/graphql",
     ]
     assert {auth for _, auth in fake.requests} == {f"Bearer {TOKEN}"}
     assert TOKEN not in logs

@@ -37,6 +37,7 @@ from observer.github import (
     NotFound,
     PullLookup,
     RateLimited,
+    RepositoryNotFound,
     ServerError,
     StaticToken,
     Timeout,
@@ -985,7 +986,10 @@ def test_an_object_that_is_not_a_commit_is_left_out(gh: Harness) -> None:
 @pytest.mark.parametrize(
     ("errors", "expected"),
     [
-        ([{"type": "NOT_FOUND", "message": "Could not resolve to a Repository"}], NotFound),
+        (
+            [{"type": "NOT_FOUND", "message": "Could not resolve to a Repository"}],
+            RepositoryNotFound,
+        ),
         (
             [{"type": "FORBIDDEN", "message": "Resource not accessible by integration"}],
             Unauthorized,
@@ -1010,7 +1014,16 @@ def test_a_repository_that_is_not_there_is_not_found(gh: Harness) -> None:
     not_found = {"type": "NOT_FOUND", "path": ["repository"], "message": "Could not resolve"}
     gh.router.post(GRAPHQL_URL).respond(json={"data": {"repository": None}, "errors": [not_found]})
 
-    assert type(gh.fails(lambda client: client.pulls_of_commits(REPO, [C1]))) is NotFound
+    assert type(gh.fails(lambda client: client.pulls_of_commits(REPO, [C1]))) is RepositoryNotFound
+
+
+def test_a_404_for_a_repositorys_deployments_or_itself_means_no_repository(gh: Harness) -> None:
+    gh.router.get(f"{API}/repos/{REPO}/deployments").respond(404, json={"message": "Not Found"})
+    gh.router.get(f"{API}/repos/{REPO}").respond(404, json={"message": "Not Found"})
+
+    missing = gh.fails(lambda client: client.deployments(REPO, "production"))
+    assert type(missing) is RepositoryNotFound
+    assert type(gh.fails(lambda client: client.repository(REPO))) is RepositoryNotFound
 
 
 @pytest.mark.parametrize(

@@ -71,15 +71,22 @@ def deliver_ok(service: Service, event: str, payload: dict[str, Any], **kw: Any)
 
 
 def baseline(service: Service, github: respx.MockRouter) -> None:
-    """c2 pushed at 10 h and deployed at 12 h, the first deployment the service sees."""
+    """c2 pushed at 10 h and deployed at 12 h, the first deployment the service sees.
+
+    GraphQL is mocked from here on, telling of no pull request unless a test says otherwise
+    (``graphql`` again); the baseline's own request, confirming c2 as direct, is not counted.
+    """
     github.get(f"/repos/{REPO}/deployments", name="deployments").mock(
         return_value=httpx.Response(200, json=[])
     )
+    lookup = graphql(github)
     deliver_ok(service, "push", push([("c2", 10)]))
     deliver_ok(service, "deployment_status", deployment_status(1, "c2", 12))
     metrics = settle(service)
     assert lead_times(metrics) == (1, 2 * HOUR)
     assert github["deployments"].call_count == 1
+    assert lookup.call_count == 1
+    lookup.reset()
 
 
 def test_directly_pushed_commits_each_observe_their_own_lead_time(
@@ -107,9 +114,10 @@ def test_directly_pushed_commits_each_observe_their_own_lead_time(
     assert metrics.get("dora_lead_time_seconds_bucket", le="43200.0", **PRODUCTION) == 2
     assert metrics.get("dora_lead_time_seconds_bucket", le="86400.0", **PRODUCTION) == 3
     assert lead_times(metrics, "dora_merge_to_deploy_seconds") == (0, 0)
-    # The common path: one API call (the compare) for the deployment.
+    # The common path: the compare, and one GraphQL request confirming that no pull request
+    # brought c3, c4 or c5 (after the baseline's deployments call and its GraphQL request).
     assert metrics.get("observer_enrichment_api_calls_count") == 2
-    assert metrics.get("observer_enrichment_api_calls_sum") == 2
+    assert metrics.get("observer_enrichment_api_calls_sum") == 2 + 2
 
 
 def test_each_pull_request_is_one_change_timed_from_its_first_commit(
@@ -161,7 +169,9 @@ def test_each_pull_request_is_one_change_timed_from_its_first_commit(
     # Merge to deploy: merged at 20, 30 and 40 h.
     assert lead_times(metrics, "dora_merge_to_deploy_seconds") == (3, (30 + 20 + 10) * HOUR)
     assert github["compare"].call_count == 1
-    assert metrics.get("observer_enrichment_api_calls_sum") == 2  # deployments, compare
+    # The baseline's deployments call and GraphQL request, then the compare alone: webhooks
+    # told every pull request and its start.
+    assert metrics.get("observer_enrichment_api_calls_sum") == 2 + 1
 
 
 def test_a_squash_merge_of_an_unseen_branch_asks_for_the_pull_requests_commits(

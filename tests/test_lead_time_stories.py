@@ -6,6 +6,7 @@ is an offset in hours from the stories' epoch (tests/story.py).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -101,9 +102,10 @@ def test_git_flow_features_into_develop_then_a_release_into_main(
     # = 12 + 10 + 8 = 30 h.
     assert lead_times(metrics, MERGE_TO_DEPLOY) == (3, 30 * HOUR)
     # Every pull request was a webhook, and the merges' parents say what each brought:
-    # the common path's one call, the compare (after the baseline's deployments call).
+    # the common path's one call, the compare (after the baseline's deployments call and its
+    # GraphQL request).
     assert lookup.call_count == 0
-    assert metrics.get("observer_enrichment_api_calls_sum") == 2
+    assert metrics.get("observer_enrichment_api_calls_sum") == 2 + 1
 
 
 def test_twelve_squash_merged_pull_requests_shipped_at_once_take_one_graphql_request(
@@ -138,8 +140,8 @@ def test_twelve_squash_merged_pull_requests_shipped_at_once_take_one_graphql_req
     assert lead_times(metrics) == (13, 260 * HOUR)
     # Merge to deploy: 40 - (24 + i) = 16 - i h, summed: 12 * 16 - 78 = 114 h.
     assert lead_times(metrics, MERGE_TO_DEPLOY) == (12, 114 * HOUR)
-    # deployments (baseline), then the compare and the one GraphQL request.
-    assert metrics.get("observer_enrichment_api_calls_sum") == 1 + 2
+    # deployments and GraphQL (baseline), then the compare and the one GraphQL request.
+    assert metrics.get("observer_enrichment_api_calls_sum") == 2 + 2
 
 
 def test_a_branch_name_reused_after_a_force_push_starts_from_the_new_work(
@@ -183,14 +185,16 @@ def test_a_merge_event_arriving_after_the_deployment_within_the_settle_time_coun
 ) -> None:
     service = start(github_token="ghp_test-token", github_max_retries=0, settle_seconds=1)
     github.get(f"/repos/{REPO}/deployments").mock(return_value=httpx.Response(200, json=[]))
+    lookup = graphql(github, commits={sha("c2"): [], sha("s6"): []})
     deliver_ok(service, "push", push([("c2", 10)]))
     deliver_ok(service, "deployment_status", deployment_status(1, "c2", 12))
     assert lead_times(wait_for(service, 1)) == (1, 2 * HOUR)
+    assert lookup.call_count == 1  # c2 confirmed as a direct commit
+    lookup.reset()
     # The branch of pull request 6, first commit p1 at 20 h; squash merged as s6 at 30 h.
     deliver_ok(service, "push", push([("p1", 20), ("p2", 22)], ref="refs/heads/feature-6"))
     deliver_ok(service, "push", push([("s6", 30)], before="c2"))
     mock_compare(github, "c2", "s6", [api_commit("s6", 30, ["c2"])])
-    lookup = graphql(github, commits={sha("s6"): []})
     arrived = time.monotonic()
     deliver_ok(service, "deployment_status", deployment_status(2, "s6", 40))
     deliver_ok(
@@ -250,3 +254,89 @@ def test_a_deployment_older_than_one_already_computed_ships_nothing_new(
     assert lead_times(metrics) == (5, 102 * HOUR)
     assert successes(metrics) == 4
     assert lead_times(metrics, MERGE_TO_DEPLOY) == (0, 0)
+
+
+def test_a_squash_merge_whose_pull_request_event_is_late_is_timed_from_its_first_commit(
+    enriched: Service, github: respx.MockRouter
+) -> None:
+    baseline(enriched, github)  # 1 observation, 2 h
+    # Pull request 8: first commit at 28 h, squash merged as s8 at 30 h. The push of s8 is
+    # seen; its pull_request event is not (a hook outage), until after the deployment.
+    deliver_ok(enriched, "push", push([("s8", 30)], before="c2"))
+    mock_compare(github, "c2", "s8", [api_commit("s8", 30, ["c2"])])
+    lookup = graphql(
+        github,
+        commits={
+            sha("s8"): [
+                graph_pull(
+                    8, merged_at=iso(at(30)), merge_commit=sha("s8"), first_commit_at=iso(at(28))
+                )
+            ]
+        },
+    )
+    deliver_ok(enriched, "deployment_status", deployment_status(2, "s8", 32))
+    metrics = settle(enriched)
+    # From the first commit: 32 - 28 = 4 h (from the squash commit it would be 2 h).
+    assert lead_times(metrics) == (2, (2 + 4) * HOUR)
+    assert lead_times(metrics, MERGE_TO_DEPLOY) == (1, 2 * HOUR)  # 32 - 30
+    # The one GraphQL request that asked about s8 told its pull request and its start.
+    assert lookup.call_count == 1
+    (sent,) = [json.loads(call.request.content) for call in lookup.calls]
+    assert sent["query"].count("object(oid:") == 1
+    assert sent["query"].count("pullRequest(number:") == 0
+    # The late event counts the pull request itself, and changes no lead time.
+    deliver_ok(
+        enriched,
+        "pull_request",
+        merged_pull(8, merge="s8", merged_hours=30, created_hours=28.5, head_ref="feature-8"),
+    )
+    metrics = settle(enriched)
+    assert metrics.get("github_pull_requests_total", repository=REPO, action="merged") == 1
+    assert lead_times(metrics) == (2, (2 + 4) * HOUR)
+    assert lead_times(metrics, MERGE_TO_DEPLOY) == (1, 2 * HOUR)
+    assert lookup.call_count == 1
+    # The baseline's deployments call and GraphQL request; then the compare and one request.
+    assert metrics.get("observer_enrichment_api_calls_count") == 2
+    assert metrics.get("observer_enrichment_api_calls_sum") == 2 + 2
+
+
+def test_commits_that_look_direct_are_confirmed_in_the_request_that_dates_the_pull_requests(
+    enriched: Service, github: respx.MockRouter
+) -> None:
+    baseline(enriched, github)  # 1 observation, 2 h
+    # Pull request 9, told by its event, squash merged as s9 at 30 h from a branch never
+    # pushed here: its start must be asked for. Pull request 10, squash merged as s10 at 34 h,
+    # whose event never came: s10 looks like a direct commit.
+    deliver_ok(
+        enriched,
+        "pull_request",
+        merged_pull(9, merge="s9", merged_hours=30, created_hours=26, head_ref="fork"),
+    )
+    deliver_ok(enriched, "push", push([("s9", 30), ("s10", 34)], before="c2"))
+    mock_compare(github, "c2", "s10", [api_commit("s9", 30, ["c2"]), api_commit("s10", 34, ["s9"])])
+    lookup = graphql(
+        github,
+        commits={
+            sha("s10"): [
+                graph_pull(
+                    10, merged_at=iso(at(34)), merge_commit=sha("s10"), first_commit_at=iso(at(31))
+                )
+            ]
+        },
+        pulls={
+            9: graph_pull(
+                9, merged_at=iso(at(30)), merge_commit=sha("s9"), first_commit_at=iso(at(25))
+            )
+        },
+    )
+    deliver_ok(enriched, "deployment_status", deployment_status(2, "s10", 40))
+    metrics = settle(enriched)
+    # #9 from 25 h: 15 h; #10 from 31 h: 9 h; with the baseline's 2 h: 26 h.
+    assert lead_times(metrics) == (3, (2 + 15 + 9) * HOUR)
+    assert lead_times(metrics, MERGE_TO_DEPLOY) == (2, (10 + 6) * HOUR)  # 40 - 30, 40 - 34
+    # One GraphQL request, as when only #9's start was asked for: s10 went along with it.
+    assert lookup.call_count == 1
+    (sent,) = [json.loads(call.request.content) for call in lookup.calls]
+    assert sha("s10") in sent["query"]
+    assert "pullRequest(number: 9)" in sent["query"]
+    assert metrics.get("observer_enrichment_api_calls_sum") == 2 + 2

@@ -11,7 +11,7 @@ import respx
 from tests.conftest import API, Service, load_fixture
 from tests.story import REPO, iso, push, sha
 from tests.story import at as hours
-from tests.test_lead_time import lead_times, settle
+from tests.test_lead_time import graphql, lead_times, settle
 
 Start = Callable[..., Service]
 DEPLOY = "Deploy=production"
@@ -144,6 +144,7 @@ def test_without_deploy_workflows_runs_are_acknowledged_and_ignored(service: Ser
 def test_a_run_gets_lead_time_like_any_deployment(start: Start) -> None:
     with respx.mock(base_url=API, assert_all_called=False) as github:
         github.get(f"/repos/{REPO}/deployments").mock(return_value=httpx.Response(200, json=[]))
+        graphql(github)  # c2 belongs to no pull request
         service = start(
             deploy_workflows=DEPLOY, github_token="ghp_test-token", github_max_retries=0
         )

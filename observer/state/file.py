@@ -48,9 +48,16 @@ class FileStore(MemoryStore):
                 "move it away to start empty"
             ) from None
 
-    def save(self) -> None:
-        """Write the snapshot whole or not at all: temporary file, fsync, rename."""
-        data = json.dumps(self.dump(), separators=(",", ":")).encode()
+    def snapshot(self) -> bytes:
+        """The state as snapshot bytes, taken on the event loop: the loop changes the state, so
+        reading it from another thread would race its writes ("dictionary changed size")."""
+        return json.dumps(self.dump(), separators=(",", ":")).encode()
+
+    def write(self, data: bytes) -> None:
+        """Write snapshot bytes whole or not at all: temporary file, fsync, rename.
+
+        It touches no state, only the file, so it may run in a thread while the loop goes on.
+        """
         directory = self.path.parent
         fd, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
         try:
@@ -68,3 +75,7 @@ class FileStore(MemoryStore):
             os.fsync(directory_fd)
         finally:
             os.close(directory_fd)
+
+    def save(self) -> None:
+        """Take and write a snapshot at once, blocking: for the last one, at shutdown."""
+        self.write(self.snapshot())
