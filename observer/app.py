@@ -34,7 +34,7 @@ from observer.settings import Settings
 from observer.shutdown import Shutdown
 from observer.sources import GitHubSource, Source, WebhookSource
 from observer.state import Store, open_store
-from observer.state.file import FileStore
+from observer.state.snapshot import SnapshotConflict, SnapshotStore
 
 
 def create_app(
@@ -47,7 +47,7 @@ def create_app(
 ) -> Starlette:
     """The service; each call has its own registry unless one is given, so tests stay apart.
 
-    A file store loads its snapshot here, so that an unreadable one stops the start
+    A file or bucket store loads its snapshot here, so that an unreadable one stops the start
     (``SnapshotError``) before anything listens.
     """
     metrics = Metrics(registry if registry is not None else CollectorRegistry())
@@ -95,7 +95,7 @@ def create_app(
                 activity=activity,
                 deploy_workflows=DeployWorkflows(settings),
             )
-            saver = _start_saving(store, settings.state_save_interval)
+            saver = _start_saving(store, settings.state_save_interval, metrics)
             logs.event("state store", mode=store.mode)
             enrichment.start()
             app.state.enrichment = enrichment
@@ -114,8 +114,8 @@ def create_app(
                 if saver is not None:
                     saver.cancel()
                     await asyncio.gather(saver, return_exceptions=True)
-                if isinstance(store, FileStore):
-                    store.save()
+                if isinstance(store, SnapshotStore):
+                    await _save(store, metrics)
 
     return Observer(endpoints.webhook, WEBHOOK_PATH, routes=endpoints.routes(), lifespan=lifespan)
 
@@ -187,16 +187,29 @@ def _redelivery(
     return Redelivery(hooks, store, metrics, interval=settings.redeliver_interval)
 
 
-def _start_saving(store: Store, interval: float) -> asyncio.Task[None] | None:
-    if not isinstance(store, FileStore):
+def _start_saving(store: Store, interval: float, metrics: Metrics) -> asyncio.Task[None] | None:
+    # The one place that decides which stores save snapshots: a file's and a bucket's.
+    if not isinstance(store, SnapshotStore):
         return None
 
     async def save_every() -> None:
         while True:
             await asyncio.sleep(interval)
-            try:
-                await asyncio.to_thread(store.save)
-            except OSError as error:
-                logs.event("state snapshot not written", path=str(store.path), detail=str(error))
+            await _save(store, metrics)
 
     return asyncio.create_task(save_every())
+
+
+async def _save(store: SnapshotStore, metrics: Metrics) -> None:
+    """One snapshot; a failed one is counted, reported, and retried at the next interval."""
+    try:
+        # Taken on the loop, which is the only writer of the state; written in a thread.
+        data = store.snapshot()
+        await asyncio.to_thread(store.write, data)
+    except SnapshotConflict as error:
+        # Another replica owns the snapshot: this one stops saving and reports not ready.
+        metrics.state_errors.inc()
+        logs.warning(str(error))
+    except OSError as error:
+        metrics.state_errors.inc()
+        logs.warning("state snapshot not written", path=store.location, detail=str(error))

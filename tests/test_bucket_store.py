@@ -1,0 +1,312 @@
+"""STATE_URL=s3://, gs://, az://: the snapshot in a bucket, against a server of each protocol.
+
+The Store contract of tests/test_state_store.py runs here on each bucket kind; then what is the
+bucket's own: a snapshot that survives a restart with the exact numbers, one writer (a second
+replica's save is refused and it reports not ready), and an object that cannot be read stops the
+start with one line naming it. The servers are in tests/bucket_servers.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+
+import obstore
+import pytest
+from starlette.testclient import TestClient
+
+from observer.app import create_app
+from observer.state import Kind, StoreUnavailable
+from observer.state.bucket import BucketStore
+from observer.state.snapshot import SnapshotConflict, SnapshotError
+from tests.bucket_servers import (
+    CLOUD_PREFIXES,
+    KINDS,
+    Bucket,
+    FakeGcs,
+    object_key,
+    running_bucket,
+)
+from tests.conftest import SECRET, make_settings
+from tests.exposition import Exposition
+from tests.processes import observer_command
+from tests.signing import sign
+
+# The contract, run here with this module's ``backend``: each test on each bucket kind.
+from tests.test_exact_numbers import (
+    HISTORY_TRUTH,
+    LEAD_TIMES_BEFORE,
+    Fleet,
+    assert_truth,
+    history,
+    lead_count_reaches,
+    node,
+    observer_env,
+    redeliver,
+    send_all,
+    wait_for,
+)
+from tests.test_state_store import TABLE, Backend
+from tests.test_state_store import (
+    test_a_lock_is_exclusive_until_unlocked_or_expired as test_a_lock_is_exclusive_until_unlocked_or_expired,  # noqa: E501
+)
+from tests.test_state_store import (
+    test_add_is_true_the_first_time_only as test_add_is_true_the_first_time_only,
+)
+from tests.test_state_store import (
+    test_append_many_keeps_the_newest_values_up_to_the_limit as test_append_many_keeps_the_newest_values_up_to_the_limit,  # noqa: E501
+)
+from tests.test_state_store import (
+    test_concurrent_updates_lose_nothing as test_concurrent_updates_lose_nothing,
+)
+from tests.test_state_store import (
+    test_each_kind_keeps_at_most_its_capacity_forgetting_the_oldest as test_each_kind_keeps_at_most_its_capacity_forgetting_the_oldest,  # noqa: E501
+)
+from tests.test_state_store import (
+    test_json_values_round_trip as test_json_values_round_trip,
+)
+from tests.test_state_store import (
+    test_members_and_values_expire_after_their_ttl as test_members_and_values_expire_after_their_ttl,  # noqa: E501
+)
+from tests.test_state_store import (
+    test_update_reads_modifies_writes_and_deletes_on_none as test_update_reads_modifies_writes_and_deletes_on_none,  # noqa: E501
+)
+
+INTERVAL = 0.01
+DEADLINE = 30.0
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def bucket(request: pytest.FixtureRequest) -> Iterator[Bucket]:
+    """One server per kind for the module, and the environment that points obstore at it."""
+    with pytest.MonkeyPatch.context() as patch, running_bucket(request.param) as running:
+        for name in [name for name in os.environ if name.startswith(CLOUD_PREFIXES)]:
+            patch.delenv(name)
+        for name, value in running.env.items():
+            patch.setenv(name, value)
+        yield running
+
+
+def opened(table: Mapping[str, Kind], url: str) -> BucketStore:
+    store = BucketStore(table, url)
+    store.load_snapshot()
+    return store
+
+
+@pytest.fixture
+def backend(bucket: Bucket, request: pytest.FixtureRequest) -> Backend:
+    """The contract's backend: a bucket store that has loaded its (new) object, as at start."""
+    url = bucket.url(object_key(request.node.name))
+    return Backend(bucket.kind, lambda table: opened(table, url))
+
+
+def raw(url: str) -> bytes:
+    """The object's bytes, read with a client of its own, as an operator's tool would."""
+    scheme, _, rest = url.partition("://")
+    name, _, key = rest.partition("/")
+    return bytes(obstore.get(obstore.store.from_url(f"{scheme}://{name}"), key).bytes())
+
+
+def put_raw(url: str, data: bytes) -> None:
+    scheme, _, rest = url.partition("://")
+    name, _, key = rest.partition("/")
+    obstore.put(obstore.store.from_url(f"{scheme}://{name}"), key, data)
+
+
+def remembered(url: str) -> set[str]:
+    return {key for key, _, _ in opened(TABLE, url).dump()["families"]["delivery"]}
+
+
+# --- The snapshot --------------------------------------------------------------------------
+
+
+def test_a_bucket_snapshot_restores_the_same_state(bucket: Bucket) -> None:
+    url = bucket.url(object_key("restores"))
+
+    async def write() -> None:
+        store = opened(TABLE, url)  # no object yet: a first start
+        await store.add("delivery", "d-1")
+        await store.put_many("pull", {"octo/app s1": {"number": 1, "merged_at": 2.5}})
+        await store.append_many("carried", {"octo/app c1": "p1"}, limit=8)
+        await store.append_many("carried", {"octo/app c1": "p2"}, limit=8)
+        store.save()
+        await store.add("delivery", "d-2")
+        store.save()  # the second save is conditional on the first's version
+
+    async def read() -> None:
+        store = opened(TABLE, url)
+        assert await store.add("delivery", "d-1") is False
+        assert await store.add("delivery", "d-2") is False
+        assert await store.get_many("pull", ["octo/app s1"]) == {
+            "octo/app s1": {"number": 1, "merged_at": 2.5}
+        }
+        assert await store.lists("carried", ["octo/app c1"]) == {"octo/app c1": ["p1", "p2"]}
+
+    asyncio.run(write())
+    asyncio.run(read())
+
+
+@pytest.mark.parametrize("start", ["both on an empty bucket", "both after a save"])
+def test_a_second_writer_is_refused_and_the_first_state_is_kept(bucket: Bucket, start: str) -> None:
+    url = bucket.url(object_key("two-writers"))
+
+    async def scenario() -> None:
+        if start == "both after a save":
+            earlier = opened(TABLE, url)
+            await earlier.add("delivery", "earlier")
+            earlier.save()
+        first, second = opened(TABLE, url), opened(TABLE, url)
+        await first.add("delivery", "first")
+        first.save()
+        await second.add("delivery", "second")
+        with pytest.raises(SnapshotConflict) as refused:
+            second.save()
+        assert url in str(refused.value)
+        # Not ready from then on, and it never tries again: the first's state stays.
+        with pytest.raises(StoreUnavailable):
+            await second.ping()
+        second.save()
+        await first.ping()
+        await first.add("delivery", "first again")
+        first.save()
+
+    asyncio.run(scenario())
+    kept = remembered(url)
+    assert {"first", "first again"} <= kept
+    assert "second" not in kept
+
+
+def test_a_save_that_fails_is_retried_and_is_no_conflict() -> None:
+    """A server error is not another writer: the next save, with the same version, succeeds."""
+    with running_bucket("gs") as bucket, pytest.MonkeyPatch.context() as patch:
+        for name, value in bucket.env.items():
+            patch.setenv(name, value)
+        url = bucket.url(object_key("fails"))
+
+        async def scenario() -> None:
+            store = opened(TABLE, url)
+            await store.add("delivery", "one")
+            store.save()
+            FakeGcs.failing = True
+            try:
+                await store.add("delivery", "two")
+                with pytest.raises(OSError) as failed:
+                    store.save()
+                assert not isinstance(failed.value, SnapshotConflict)
+                await store.ping()  # still ready
+            finally:
+                FakeGcs.failing = False
+            store.save()
+
+        asyncio.run(scenario())
+        assert {"one", "two"} <= remembered(url)
+
+
+@pytest.mark.parametrize(
+    "garbage", [b"", b"\x00\x01 not a snapshot {", b'{"version": 2, "families": {}}']
+)
+def test_an_object_that_cannot_be_read_is_a_snapshot_error_naming_it(
+    bucket: Bucket, garbage: bytes
+) -> None:
+    url = bucket.url(object_key("corrupt"))
+    put_raw(url, garbage)
+    with pytest.raises(SnapshotError) as raised:
+        opened(TABLE, url)
+    assert url in str(raised.value)
+    assert len(str(raised.value).splitlines()) == 1
+
+
+# --- The service ---------------------------------------------------------------------------
+
+
+def deliver(client: TestClient, delivery: str) -> None:
+    body = b'{"zen": "Keep it logically awesome.", "hook_id": 1}'
+    response = client.post(
+        "/webhook",
+        content=body,
+        headers={
+            "X-GitHub-Event": "ping",
+            "X-GitHub-Delivery": delivery,
+            "X-Hub-Signature-256": sign(SECRET, body),
+            "Content-Type": "application/json",
+        },
+    )
+    assert response.status_code == 200, response.text
+
+
+def state_errors(client: TestClient) -> float:
+    return Exposition(client.get("/metrics").text).get("observer_state_errors_total")
+
+
+def test_a_second_replica_is_refused_fails_readiness_and_says_so_once(
+    bucket: Bucket, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="observer")
+    url = bucket.url(object_key("replicas"))
+    first = opened(TABLE, url)
+    asyncio.run(first.add("delivery", "first"))
+    first.save()
+    # The second replica loads the first's snapshot at start ...
+    app = create_app(make_settings(state_url=url, state_save_interval=INTERVAL))
+    # ... and the first saves again before the second's first save.
+    asyncio.run(first.add("delivery", "first again"))
+    first.save()
+    with TestClient(app) as client:
+        deliver(client, "second")
+        deadline = time.monotonic() + DEADLINE
+        while client.get("/readyz").status_code == 200 and time.monotonic() < deadline:
+            time.sleep(INTERVAL)
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/healthz").status_code == 200
+        # Counted once, said once: later intervals do not try again.
+        assert state_errors(client) == 1
+    lines = [r.getMessage() for r in caplog.records if url in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "another process" in lines[0]
+    kept = remembered(url)
+    assert {"first", "first again"} <= kept
+    assert "second" not in kept
+
+
+def test_one_history_gives_the_same_numbers_across_a_restart(bucket: Bucket) -> None:
+    """tests/test_exact_numbers.py's file and Redis restart, with the snapshot in a bucket."""
+    before, after = history()
+    fleet = Fleet()
+    env = observer_env(STATE_URL=bucket.url(object_key("exact")), **bucket.env)
+    with contextlib.ExitStack() as stack:
+        with node(env) as first:
+            fleet.nodes.append(first)
+            send_all([first], before, duplicate=False)
+            wait_for(fleet, lead_count_reaches(LEAD_TIMES_BEFORE))
+            fleet.retire(first)  # its final scrape, then SIGTERM: the snapshot is saved
+        second = stack.enter_context(node(env))
+        fleet.nodes.append(second)
+        send_all([second], after, duplicate=False)
+        redeliver(second, before + after)
+        scrapes = wait_for(fleet, lead_count_reaches(HISTORY_TRUTH["dora_lead_time_seconds_count"]))
+        assert_truth(scrapes, HISTORY_TRUTH)
+
+
+def test_a_corrupt_object_stops_the_start_with_one_line_naming_it(bucket: Bucket) -> None:
+    url = bucket.url(object_key("corrupt-start"))
+    put_raw(url, b"\x00\x01 not a snapshot {")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "WEBHOOK_SECRET": SECRET,
+        "HOST": "127.0.0.1",
+        "PORT": "1",
+        "STATE_URL": url,
+        **bucket.env,
+    }
+    finished = subprocess.run(
+        observer_command(), env=env, capture_output=True, timeout=60, check=False
+    )
+    assert finished.returncode != 0
+    lines = (finished.stdout + finished.stderr).decode(errors="replace").splitlines()
+    assert len(lines) == 1, lines
+    assert url in lines[0]
