@@ -181,6 +181,30 @@ def test_a_second_writer_is_refused_and_the_first_state_is_kept(bucket: Bucket, 
     assert "second" not in kept
 
 
+def test_an_idle_process_writes_nothing_and_takes_nothing_from_the_one_serving(
+    bucket: Bucket,
+) -> None:
+    """A rollout: the old instance, without traffic, saves (and stops) after the new one loaded."""
+    url = bucket.url(object_key("rollout"))
+
+    async def scenario() -> None:
+        old = opened(TABLE, url)
+        await old.add("delivery", "before the rollout")
+        old.save()
+        new = opened(TABLE, url)
+        old.save()  # its interval comes first: nothing changed, nothing written
+        await new.add("delivery", "after the rollout")
+        new.save()
+        old.save()  # its last save, at shutdown
+        await old.ping()
+        await new.add("delivery", "later")
+        new.save()
+        await new.ping()
+
+    asyncio.run(scenario())
+    assert {"before the rollout", "after the rollout", "later"} <= remembered(url)
+
+
 def test_a_save_that_fails_is_retried_and_is_no_conflict() -> None:
     """A server error is not another writer: the next save, with the same version, succeeds."""
     with running_bucket("gs") as bucket, pytest.MonkeyPatch.context() as patch:

@@ -71,6 +71,10 @@ class BucketStore(SnapshotStore):
         # The version this process last read or wrote; None: the object must not exist yet.
         self._version: UpdateVersion | None = None
         self._conflict: str | None = None
+        # The bytes the object holds as far as this process knows: an unchanged state is not
+        # written again, so an idle process (an old revision draining) never takes the object
+        # from the one that now serves.
+        self._known: bytes | None = None
 
     @property
     def mode(self) -> str:
@@ -91,12 +95,14 @@ class BucketStore(SnapshotStore):
             raise SnapshotError(
                 f"STATE_URL: cannot read {self.location}: {_first_line(error)}"
             ) from None
-        self._version = _version(result.meta)
+        self._version, self._known = _version(result.meta), raw
         return raw
 
     def write(self, data: bytes) -> None:
         if self._conflict is not None:
             return  # refused once already: this process's state must never replace the other's
+        if data == self._known:
+            return
         mode: PutMode = self._version if self._version is not None else "create"
         try:
             # One request, never multipart: only a single PUT can be conditional.
@@ -112,7 +118,7 @@ class BucketStore(SnapshotStore):
             raise SnapshotConflict(self._conflict) from None
         except BaseError as error:
             raise OSError(f"cannot write {self.location}: {_first_line(error)}") from None
-        self._version = _version(put)
+        self._version, self._known = _version(put), data
 
     def _wrote_already(self, data: bytes) -> bool:
         """Whether a refusal is only this process's own write, retried after a lost answer."""
@@ -122,7 +128,7 @@ class BucketStore(SnapshotStore):
                 return False
         except (*NOT_FOUND, BaseError):
             return False
-        self._version = _version(result.meta)
+        self._version, self._known = _version(result.meta), data
         return True
 
     async def ping(self) -> None:
