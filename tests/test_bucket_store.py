@@ -18,9 +18,11 @@ from collections.abc import Iterator, Mapping
 
 import obstore
 import pytest
+from pydantic import ValidationError
 from starlette.testclient import TestClient
 
 from observer.app import create_app
+from observer.settings import describe_error
 from observer.state import Kind, StoreUnavailable
 from observer.state.bucket import BucketStore
 from observer.state.snapshot import SnapshotConflict, SnapshotError
@@ -205,6 +207,25 @@ def test_an_idle_process_writes_nothing_and_takes_nothing_from_the_one_serving(
     assert {"before the rollout", "after the rollout", "later"} <= remembered(url)
 
 
+def test_a_refusal_of_its_own_bytes_is_no_conflict(bucket: Bucket) -> None:
+    """A write that landed but whose answer was lost, retried: the object holds what this process
+    meant to write, so nobody else wrote and it goes on."""
+    url = bucket.url(object_key("own-bytes"))
+
+    async def scenario() -> None:
+        store = opened(TABLE, url)
+        store.save()
+        await store.add("delivery", "landed")
+        put_raw(url, store.snapshot())  # the first attempt, which landed unseen
+        store.save()
+        await store.ping()
+        await store.add("delivery", "next")
+        store.save()
+
+    asyncio.run(scenario())
+    assert {"landed", "next"} <= remembered(url)
+
+
 def test_a_save_that_fails_is_retried_and_is_no_conflict() -> None:
     """A server error is not another writer: the next save, with the same version, succeeds."""
     with running_bucket("gs") as bucket, pytest.MonkeyPatch.context() as patch:
@@ -334,3 +355,23 @@ def test_a_corrupt_object_stops_the_start_with_one_line_naming_it(bucket: Bucket
     lines = (finished.stdout + finished.stderr).decode(errors="replace").splitlines()
     assert len(lines) == 1, lines
     assert url in lines[0]
+
+
+# --- Settings ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url", ["gs://observer-state/state.json", "s3://b-1/a/b/state.json", "az://c/observer/s"]
+)
+def test_a_bucket_state_url_is_accepted(url: str) -> None:
+    settings = make_settings(state_url=url)
+    assert settings.state_url is not None and settings.state_url.get_secret_value() == url
+
+
+@pytest.mark.parametrize("url", ["s3://observer-state", "gs://observer-state/", "az:///state"])
+def test_a_bucket_state_url_must_name_an_object(url: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        make_settings(state_url=url)
+    message = describe_error(raised.value)
+    assert "STATE_URL" in message and "BUCKET/PATH" in message
+    assert len(message.splitlines()) == 1
