@@ -195,7 +195,14 @@ def _start_saving(store: Store, interval: float, metrics: Metrics) -> asyncio.Ta
     async def save_every() -> None:
         while True:
             await asyncio.sleep(interval)
-            await _save(store, metrics)
+            saving = asyncio.create_task(_save(store, metrics))
+            try:
+                await asyncio.shield(saving)
+            except asyncio.CancelledError:
+                # Stopping: the snapshot in hand lands before the final one, never after it
+                # (two writes at once with one version would refuse each other in a bucket).
+                await saving
+                raise
 
     return asyncio.create_task(save_every())
 

@@ -246,7 +246,10 @@ class _GcsHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         target = self._target()
-        found = self.server.objects.get(target) if target else None
+        if target is None:
+            self._answer(404, b"<Error><Code>NoSuchBucket</Code></Error>")
+            return
+        found = self.server.objects.get(target)
         if found is None:
             self._answer(404, b"<Error><Code>NoSuchKey</Code></Error>")
             return

@@ -266,6 +266,13 @@ def test_an_object_that_cannot_be_read_is_a_snapshot_error_naming_it(
     assert len(str(raised.value).splitlines()) == 1
 
 
+def test_a_missing_bucket_is_a_snapshot_error_naming_it(bucket: Bucket) -> None:
+    url = f"{bucket.kind}://no-such-bucket/observer/state.json"
+    with pytest.raises(SnapshotError) as raised:
+        opened(TABLE, url)
+    assert str(raised.value) == f"STATE_URL: bucket {bucket.kind}://no-such-bucket does not exist"
+
+
 # --- The service ---------------------------------------------------------------------------
 
 

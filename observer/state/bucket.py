@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 SCHEMES = ("gs", "s3", "az")
 NOT_FOUND = (NotFoundError, FileNotFoundError)
+# How S3 and Cloud Storage (NoSuchBucket) and Blob Storage (ContainerNotFound) tell a missing
+# bucket from a missing object, both 404.
+NO_BUCKET = ("<Code>NoSuchBucket</Code>", "<Code>ContainerNotFound</Code>")
 
 
 def _first_line(error: BaseException) -> str:
@@ -64,7 +67,7 @@ def connect(scheme: str, bucket: str) -> ObjectStore:
 
 
 class BucketStore(SnapshotStore):
-    def __init__(self, kinds: Mapping[str, Kind], url: str, *, timeout: float = 2.0) -> None:
+    def __init__(self, kinds: Mapping[str, Kind], url: str) -> None:
         super().__init__(kinds)
         self.scheme, self.bucket, self.key = split_url(url)
         self._objects = connect(self.scheme, self.bucket)
@@ -88,9 +91,13 @@ class BucketStore(SnapshotStore):
         try:
             result = obstore.get(self._objects, self.key)
             raw = bytes(result.bytes())
-        except NOT_FOUND:
+        except NOT_FOUND as error:
+            if any(code in str(error) for code in NO_BUCKET):
+                raise SnapshotError(
+                    f"STATE_URL: bucket {self.scheme}://{self.bucket} does not exist"
+                ) from None
             self._version = None
-            return None
+            return None  # a first start
         except BaseError as error:
             raise SnapshotError(
                 f"STATE_URL: cannot read {self.location}: {_first_line(error)}"
