@@ -325,6 +325,42 @@ def test_a_second_replica_is_refused_fails_readiness_and_says_so_once(
     assert "second" not in kept
 
 
+def test_a_service_whose_save_fails_counts_it_stays_ready_and_saves_at_the_next_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="observer")
+    with running_bucket("gs") as bucket, pytest.MonkeyPatch.context() as patch:
+        for name, value in bucket.env.items():
+            patch.setenv(name, value)
+        url = bucket.url(object_key("service-fails"))
+        FakeGcs.failing = True
+        try:
+            with TestClient(
+                create_app(make_settings(state_url=url, state_save_interval=0.05))
+            ) as client:
+                deliver(client, "while failing")
+                deadline = time.monotonic() + DEADLINE
+                while state_errors(client) < 2 and time.monotonic() < deadline:
+                    time.sleep(INTERVAL)
+                assert state_errors(client) >= 2  # each interval tried again
+                assert client.get("/readyz").status_code == 200
+                FakeGcs.failing = False
+                while not _holds(url, "while failing") and time.monotonic() < deadline:
+                    time.sleep(INTERVAL)
+                assert _holds(url, "while failing")
+        finally:
+            FakeGcs.failing = False
+    warnings = [r for r in caplog.records if r.getMessage() == "state snapshot not written"]
+    assert warnings and all(r.levelno == logging.WARNING for r in warnings)
+
+
+def _holds(url: str, delivery: str) -> bool:
+    try:
+        return delivery in remembered(url)
+    except SnapshotError:
+        return False
+
+
 def test_one_history_gives_the_same_numbers_across_a_restart(bucket: Bucket) -> None:
     """tests/test_exact_numbers.py's file and Redis restart, with the snapshot in a bucket."""
     before, after = history()
