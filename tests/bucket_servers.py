@@ -66,10 +66,6 @@ class Bucket:
         return f"{self.kind}://{BUCKET}/{key}"
 
 
-def clean_environ() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(CLOUD_PREFIXES)}
-
-
 def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

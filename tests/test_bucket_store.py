@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import subprocess
@@ -26,6 +27,7 @@ from observer.settings import describe_error
 from observer.state import Kind, StoreUnavailable
 from observer.state.bucket import BucketStore
 from observer.state.snapshot import SnapshotConflict, SnapshotError
+from tests import test_state_store as contract
 from tests.bucket_servers import (
     CLOUD_PREFIXES,
     KINDS,
@@ -38,8 +40,6 @@ from tests.conftest import SECRET, make_settings
 from tests.exposition import Exposition
 from tests.processes import observer_command
 from tests.signing import sign
-
-# The contract, run here with this module's ``backend``: each test on each bucket kind.
 from tests.test_exact_numbers import (
     HISTORY_TRUTH,
     LEAD_TIMES_BEFORE,
@@ -54,30 +54,12 @@ from tests.test_exact_numbers import (
     wait_for,
 )
 from tests.test_state_store import TABLE, Backend
-from tests.test_state_store import (
-    test_a_lock_is_exclusive_until_unlocked_or_expired as test_a_lock_is_exclusive_until_unlocked_or_expired,  # noqa: E501
-)
-from tests.test_state_store import (
-    test_add_is_true_the_first_time_only as test_add_is_true_the_first_time_only,
-)
-from tests.test_state_store import (
-    test_append_many_keeps_the_newest_values_up_to_the_limit as test_append_many_keeps_the_newest_values_up_to_the_limit,  # noqa: E501
-)
-from tests.test_state_store import (
-    test_concurrent_updates_lose_nothing as test_concurrent_updates_lose_nothing,
-)
-from tests.test_state_store import (
-    test_each_kind_keeps_at_most_its_capacity_forgetting_the_oldest as test_each_kind_keeps_at_most_its_capacity_forgetting_the_oldest,  # noqa: E501
-)
-from tests.test_state_store import (
-    test_json_values_round_trip as test_json_values_round_trip,
-)
-from tests.test_state_store import (
-    test_members_and_values_expire_after_their_ttl as test_members_and_values_expire_after_their_ttl,  # noqa: E501
-)
-from tests.test_state_store import (
-    test_update_reads_modifies_writes_and_deletes_on_none as test_update_reads_modifies_writes_and_deletes_on_none,  # noqa: E501
-)
+
+# The Store contract: every test of tests/test_state_store.py that takes a ``backend`` runs here
+# too, with this module's ``backend``, on each bucket kind.
+for _name, _test in vars(contract).items():
+    if _name.startswith("test_") and "backend" in inspect.signature(_test).parameters:
+        globals()[_name] = _test
 
 INTERVAL = 0.01
 DEADLINE = 30.0
