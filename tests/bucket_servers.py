@@ -1,6 +1,6 @@
 """Servers of the three bucket protocols on free loopback ports, for STATE_URL=s3://, gs://, az://.
 
-- S3: moto's server (``moto[server]``), which implements S3's conditional writes (If-Match,
+- S3: moto's server (``moto[s3]`` with flask), which implements S3's conditional writes (If-Match,
   If-None-Match) as AWS does.
 - Azure Blob Storage: Azurite, Microsoft's emulator, from npm (``azurite-blob``); .ci/run installs
   it into .cache/azurite. Without it, the Azure tests skip, except in CI (CI=true), where they fail.
