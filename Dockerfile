@@ -25,10 +25,11 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY observer ./observer
 
-RUN pip wheel --no-cache-dir --wheel-dir /wheels . \
+# The bucket extra (obstore) is in the image: STATE_URL=gs://, s3:// or az:// needs it.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[bucket]" \
  && python -m venv --without-pip /opt/venv \
  && pip --python /opt/venv/bin/python install --no-cache-dir --no-index \
-        --find-links /wheels /wheels/observer-*.whl
+        --find-links /wheels "$(echo /wheels/observer-*.whl)[bucket]"
 
 
 FROM python:3.12.12-slim-trixie

@@ -35,7 +35,7 @@ from observer.shutdown import Shutdown
 from observer.sources import GitHubSource, Source, WebhookSource
 from observer.state import Store, StoreUnavailable, open_store
 from observer.state.doubt import Ledger
-from observer.state.file import FileStore
+from observer.state.snapshot import SnapshotConflict, SnapshotStore
 
 
 def create_app(
@@ -48,7 +48,7 @@ def create_app(
 ) -> Starlette:
     """The service; each call has its own registry unless one is given, so tests stay apart.
 
-    A file store loads its snapshot here, so that an unreadable one stops the start
+    A file or bucket store loads its snapshot here, so that an unreadable one stops the start
     (``SnapshotError``) before anything listens.
     """
     metrics = Metrics(registry if registry is not None else CollectorRegistry())
@@ -124,8 +124,8 @@ def create_app(
                 if saver is not None:
                     saver.cancel()
                     await asyncio.gather(saver, return_exceptions=True)
-                if isinstance(store, FileStore):
-                    store.save()
+                if isinstance(store, SnapshotStore):
+                    await _save(store, metrics)
 
     return Observer(endpoints.webhook, WEBHOOK_PATH, routes=endpoints.routes(), lifespan=lifespan)
 
@@ -215,7 +215,8 @@ async def _check_store(store: Store) -> None:
 
 
 def _start_saving(store: Store, interval: float, metrics: Metrics) -> asyncio.Task[None] | None:
-    if not isinstance(store, FileStore):
+    # The one place that decides which stores save snapshots: a file's and a bucket's.
+    if not isinstance(store, SnapshotStore):
         return None
 
     async def save_every() -> None:
@@ -225,24 +226,29 @@ def _start_saving(store: Store, interval: float, metrics: Metrics) -> asyncio.Ta
             try:
                 await asyncio.shield(saving)
             except asyncio.CancelledError:
-                # Stopping: the snapshot in hand lands before the final one, never after it.
+                # Stopping: the snapshot in hand lands before the final one, never after it
+                # (two writes at once with one version would refuse each other in a bucket).
                 await saving
                 raise
 
     return asyncio.create_task(save_every())
 
 
-async def _save(store: FileStore, metrics: Metrics) -> None:
-    """One periodic snapshot; a failure of any kind is reported and the next interval retries."""
+async def _save(store: SnapshotStore, metrics: Metrics) -> None:
+    """One snapshot; a failed one is counted, reported, and retried at the next interval."""
     try:
         # Taken on the loop, which is the only writer of the state; written in a thread.
         data = store.snapshot()
         await asyncio.to_thread(store.write, data)
-    except Exception as error:  # a full disk, a bug: either way the snapshots must go on
+    except SnapshotConflict as error:
+        # Another replica owns the snapshot: this one stops saving and reports not ready.
+        metrics.state_errors.inc()
+        logs.warning(str(error))
+    except Exception as error:  # a full disk, a network error, a bug: the snapshots go on
         metrics.state_errors.inc()
         logs.warning(
             "state snapshot not written",
-            path=str(store.path),
+            path=store.location,
             error=type(error).__name__,
             detail=str(error),
         )

@@ -28,7 +28,7 @@ FILE_SECRETS = (
     "state_url",
 )
 
-STATE_SCHEMES = ("file", "redis", "rediss")
+STATE_SCHEMES = ("file", "gs", "s3", "az", "redis", "rediss")
 
 REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/(?:[A-Za-z0-9_.-]+|\*)$")
 # A webhook whose deliveries can be listed and redelivered: an organisation's, a repository's,
@@ -173,9 +173,16 @@ class Settings(BaseSettings):
         scheme, _, rest = url.partition("://")
         if scheme.lower() not in STATE_SCHEMES or not rest:
             # The value may hold a password: name the schemes, never the value.
-            raise ValueError("must be file:///path, redis://HOST[:PORT][/DB] or rediss://…")
+            raise ValueError(
+                "must be file:///path, gs://BUCKET/PATH, s3://BUCKET/PATH, az://CONTAINER/PATH, "
+                "redis://HOST[:PORT][/DB] or rediss://…"
+            )
         if scheme.lower() == "file" and not rest.startswith("/"):
             raise ValueError("a file URL needs an absolute path: file:///var/lib/observer/state")
+        if scheme.lower() in ("gs", "s3", "az"):
+            bucket, _, path = rest.partition("/")
+            if not bucket or not path or path.endswith("/"):
+                raise ValueError(f"a bucket URL names an object: {scheme}://BUCKET/PATH/TO/OBJECT")
         return value
 
     @field_validator("production_environments")

@@ -8,7 +8,9 @@ What is checked, and against what:
   when kubectl is installed, also of the single-replica overlay in examples/k8s-single-replica.
   The NetworkPolicies are evaluated: only observer's pods reach the state store, on its port.
 - The state: every example that runs several replicas shares a store (STATE_URL redis:// or
-  rediss://); one that runs a single replica may keep a file snapshot on a persistent volume.
+  rediss://); one that runs a single replica may keep a file snapshot on a persistent volume, or
+  a snapshot in a bucket (gs://, s3://, az://: the *-bucket examples), reached with the
+  platform's identity and with the permissions it needs.
 - examples/cloudrun: the Knative serving.knative.dev/v1 Service shape (tests/schemas), its
   containers against Kubernetes' Container schema, and Cloud Run's annotations.
 - examples/ecs: the task definition and the service against botocore's ECS service model
@@ -379,6 +381,10 @@ def env_names(variables: list[dict[str, Any]]) -> set[str]:
     return {variable["name"] for variable in variables}
 
 
+# What the bucket client reads besides observer's settings (observer/state/bucket.py).
+BUCKET_CLIENT_SETTINGS = {"AZURE_STORAGE_ACCOUNT_NAME", "AZURE_CLIENT_ID"}
+
+
 def assert_known_settings(names: set[str]) -> None:
     """observer ignores unknown variables, so a misspelt name would be silently dropped."""
     unknown = names - SETTINGS
@@ -702,7 +708,7 @@ CLOUD_RUN_ANNOTATIONS = {
 }
 
 
-def check_cloud_run_service(service: dict[str, Any]) -> None:
+def check_cloud_run_service(service: dict[str, Any], state: str = "redis") -> None:
     assert schema_errors(service, "service.serving.knative.dev_v1.json") == []
     template = service["spec"]["template"]
     annotations = {
@@ -720,6 +726,8 @@ def check_cloud_run_service(service: dict[str, Any]) -> None:
         for key in ("autoscaling.knative.dev/minScale", "autoscaling.knative.dev/maxScale")
     ]
     assert 1 <= scale[0] <= scale[1]
+    if state == "bucket":
+        assert scale == [1, 1], "a bucket snapshot has one writer"
     containers = template["spec"]["containers"]
     names = {container["name"] for container in containers}
     dependencies = json.loads(annotations["run.googleapis.com/container-dependencies"])
@@ -727,12 +735,15 @@ def check_cloud_run_service(service: dict[str, Any]) -> None:
         assert container in names and set(needs) <= names
     # The sidecar scrapes between requests: CPU must stay allocated.
     assert annotations["run.googleapis.com/cpu-throttling"] == "false"
-    # Direct VPC egress to the Memorystore instance: one interface, private ranges only (the
-    # GitHub API is reached directly, not through the VPC).
-    (interface,) = json.loads(annotations["run.googleapis.com/network-interfaces"])
-    assert set(interface) <= {"network", "subnetwork", "tags"}
-    assert interface["network"] and interface["subnetwork"]
-    assert annotations["run.googleapis.com/vpc-access-egress"] == "private-ranges-only"
+    if state == "redis":
+        # Direct VPC egress to the Memorystore instance: one interface, private ranges only
+        # (the GitHub API is reached directly, not through the VPC).
+        (interface,) = json.loads(annotations["run.googleapis.com/network-interfaces"])
+        assert set(interface) <= {"network", "subnetwork", "tags"}
+        assert interface["network"] and interface["subnetwork"]
+        assert annotations["run.googleapis.com/vpc-access-egress"] == "private-ranges-only"
+    else:
+        assert "run.googleapis.com/network-interfaces" not in annotations, "no VPC needed"
 
     ingress = [container for container in containers if container.get("ports")]
     assert len(ingress) == 1, "exactly one container receives requests"
@@ -740,13 +751,21 @@ def check_cloud_run_service(service: dict[str, Any]) -> None:
     assert observer["ports"] == [{"name": "http1", "containerPort": EXPOSED}]
     assert "command" not in observer and "args" not in observer
     assert observer["startupProbe"]["httpGet"] == {"path": "/readyz", "port": EXPOSED}
-    assert observer["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": EXPOSED}
+    # With a bucket, /readyz fails once another instance took the snapshot: Cloud Run has no
+    # readiness probe, so the liveness probe watches it and a restart reloads the snapshot.
+    liveness = "/healthz" if state == "redis" else "/readyz"
+    assert observer["livenessProbe"]["httpGet"] == {"path": liveness, "port": EXPOSED}
     env = {variable["name"]: variable for variable in observer["env"]}
     assert "PORT" not in env, "Cloud Run sets PORT itself and refuses it in env"
     assert_known_settings(set(env))
     assert "valueFrom" in env["WEBHOOK_SECRET"]
-    # The store's URL carries its AUTH string: a secret.
-    assert env["STATE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "observer-state-url"
+    if state == "redis":
+        # The store's URL carries its AUTH string: a secret.
+        assert env["STATE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "observer-state-url"
+    else:
+        # The service account's own credentials reach the bucket: no key in the URL.
+        check_state_url(env["STATE_URL"]["value"], scale[1], set())
+        assert urlsplit(env["STATE_URL"]["value"]).scheme == "gs"
     for variable in env.values():
         reference = variable.get("valueFrom", {}).get("secretKeyRef")
         if reference:
@@ -771,6 +790,10 @@ def check_cloud_run_service(service: dict[str, Any]) -> None:
 
 def test_cloud_run_service_is_a_valid_knative_service_for_cloud_run() -> None:
     check_cloud_run_service(one(EXAMPLES / "cloudrun" / "service.yaml"))
+
+
+def test_cloud_run_bucket_service_is_one_instance_with_its_snapshot_in_cloud_storage() -> None:
+    check_cloud_run_service(one(EXAMPLES / "cloudrun" / "service-bucket.yaml"), state="bucket")
 
 
 def test_cloud_run_sidecar_scrapes_observer_as_job_observer() -> None:
@@ -824,7 +847,7 @@ def ecs_errors(operation: str, params: dict[str, Any]) -> list[str]:
     return errors + enum_errors(params, shape)
 
 
-def check_task_definition(task: dict[str, Any]) -> None:
+def check_task_definition(task: dict[str, Any], state: str = "redis") -> None:
     assert ecs_errors("RegisterTaskDefinition", task) == []
     assert task["requiresCompatibilities"] == ["FARGATE"]
     assert task["networkMode"] == "awsvpc"
@@ -847,8 +870,14 @@ def check_task_definition(task: dict[str, Any]) -> None:
     secrets = {item["name"]: item["valueFrom"] for item in observer["secrets"]}
     assert_known_settings(set(environment) | set(secrets))
     assert "WEBHOOK_SECRET" in secrets
-    # The store's URL carries its AUTH token: a secret.
-    assert ":secret:observer/state-url-" in secrets["STATE_URL"]
+    if state == "redis":
+        # The store's URL carries its AUTH token: a secret.
+        assert ":secret:observer/state-url-" in secrets["STATE_URL"]
+    else:
+        # The task role reaches the bucket: no key in the URL, which is a plain value.
+        assert "STATE_URL" not in secrets
+        check_state_url(environment["STATE_URL"], 1, set())
+        assert urlsplit(environment["STATE_URL"]).scheme == "s3"
     assert all(arn.startswith("arn:aws:secretsmanager:") for arn in secrets.values())
     assert observer["stopTimeout"] > float(environment["SHUTDOWN_TIMEOUT"])
     collector = containers["prometheus-collector"]
@@ -876,19 +905,48 @@ def test_ecs_validator_catches_what_it_should() -> None:
     assert any("readOnlyRootFilesystem" in error for error in errors)
 
 
-def check_service_definition(service: dict[str, Any]) -> None:
+def check_service_definition(service: dict[str, Any], state: str = "redis") -> None:
     assert ecs_errors("CreateService", service) == []
-    assert service["desiredCount"] >= 2
+    deployment = service["deploymentConfiguration"]
+    if state == "bucket":
+        # One writer: a deployment stops the old task before it starts the new one.
+        assert service["desiredCount"] == 1
+        assert deployment["maximumPercent"] == 100
+        assert deployment["minimumHealthyPercent"] == 0
+    else:
+        assert service["desiredCount"] >= 2
+        assert deployment["minimumHealthyPercent"] == 100
     (balancer,) = service["loadBalancers"]
     assert balancer["containerName"] == "observer"
     assert balancer["containerPort"] == EXPOSED
-    deployment = service["deploymentConfiguration"]
-    assert deployment["minimumHealthyPercent"] == 100
     assert deployment["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
 
 
 def test_ecs_service_definition_validates_against_botocore() -> None:
     check_service_definition(json.loads((EXAMPLES / "ecs" / "service.json").read_text()))
+
+
+def test_ecs_bucket_example_is_one_task_with_its_snapshot_in_s3() -> None:
+    task = json.loads((EXAMPLES / "ecs" / "taskdef-bucket.json").read_text())
+    check_task_definition(task, state="bucket")
+    service = json.loads((EXAMPLES / "ecs" / "service-bucket.json").read_text())
+    check_service_definition(service, state="bucket")
+    policies = ecs_iam()
+    policies["task-policy"] = policies["task-policy-bucket"]
+    check_iam(policies, task, one(EXAMPLES / "ecs" / "adot-config.yaml"))
+    # The task role reads and writes the one object, and may list its key: without that, S3
+    # answers a missing object (a first start) with 403, which would stop the start.
+    url = urlsplit(
+        next(
+            v["value"]
+            for v in task["containerDefinitions"][0]["environment"]
+            if v["name"] == "STATE_URL"
+        )
+    )
+    statements = policies["task-policy-bucket"]["Statement"]
+    for action in ("s3:GetObject", "s3:PutObject"):
+        assert policy_allows(statements, action, f"arn:aws:s3:::{url.netloc}{url.path}"), action
+    assert policy_allows(statements, "s3:ListBucket", f"arn:aws:s3:::{url.netloc}")
 
 
 def promtool_check(config: dict[str, Any], tmp_path: Path) -> None:
@@ -961,13 +1019,7 @@ def check_iam(
     execution = policies["execution-policy"]["Statement"]
     task_policy = policies["task-policy"]["Statement"]
 
-    def allowed(statements: list[dict[str, Any]], action: str, resource: str) -> bool:
-        return any(
-            statement["Effect"] == "Allow"
-            and statement["Action"] == action
-            and fnmatch.fnmatchcase(resource, statement["Resource"])
-            for statement in statements
-        )
+    allowed = policy_allows
 
     for container in task["containerDefinitions"]:
         for secret in container.get("secrets", []):
@@ -981,6 +1033,18 @@ def check_iam(
     account = task["taskRoleArn"].split(":")[4]
     workspace_arn = f"arn:aws:aps:{region}:{account}:workspace/{workspace.group(1)}"
     assert allowed(task_policy, "aps:RemoteWrite", workspace_arn), workspace_arn
+
+
+def policy_allows(statements: list[dict[str, Any]], action: str, resource: str) -> bool:
+    def listed(value: str | list[str]) -> list[str]:
+        return [value] if isinstance(value, str) else value
+
+    return any(
+        statement["Effect"] == "Allow"
+        and action in listed(statement["Action"])
+        and any(fnmatch.fnmatchcase(resource, item) for item in listed(statement["Resource"]))
+        for statement in statements
+    )
 
 
 def ecs_iam() -> dict[str, dict[str, Any]]:
@@ -1000,7 +1064,7 @@ def test_ecs_roles_grant_what_the_task_reads_and_writes() -> None:
 PROBE_TYPES = {"Liveness", "Readiness", "Startup"}
 
 
-def check_container_app(app: dict[str, Any], tmp_path: Path) -> None:
+def check_container_app(app: dict[str, Any], tmp_path: Path, state: str = "redis") -> None:
     assert app["type"] == "Microsoft.App/containerApps"
     properties = app["properties"]
     configuration = properties["configuration"]
@@ -1045,13 +1109,26 @@ def check_container_app(app: dict[str, Any], tmp_path: Path) -> None:
     observer = containers["observer"]
     assert "command" not in observer and "args" not in observer
     env = {variable["name"]: variable for variable in observer["env"]}
-    assert_known_settings(set(env))
+    assert_known_settings(set(env) - BUCKET_CLIENT_SETTINGS)
     assert "secretRef" in env["WEBHOOK_SECRET"]
-    # The store's URL carries its access key: a Key Vault secret.
-    state = secrets[env["STATE_URL"]["secretRef"]]
-    assert state["keyVaultUrl"].endswith("/secrets/observer-state-url")
     probes = {probe["type"]: probe["httpGet"] for probe in observer["probes"]}
-    assert probes["Liveness"] == {"path": "/healthz", "port": EXPOSED}
+    if state == "redis":
+        # The store's URL carries its access key: a Key Vault secret.
+        store = secrets[env["STATE_URL"]["secretRef"]]
+        assert store["keyVaultUrl"].endswith("/secrets/observer-state-url")
+        assert probes["Liveness"] == {"path": "/healthz", "port": EXPOSED}
+    else:
+        # The managed identity reaches the blob: no key in the URL, which is a plain value.
+        scale = template["scale"]
+        assert scale["minReplicas"] == scale["maxReplicas"] == 1, "one writer"
+        check_state_url(env["STATE_URL"]["value"], 1, set())
+        assert urlsplit(env["STATE_URL"]["value"]).scheme == "az"
+        assert env["AZURE_STORAGE_ACCOUNT_NAME"]["value"]
+        identity = yaml.safe_load(secrets["prometheus-config"]["value"])["remote_write"][0]
+        client_id = identity["azuread"]["managed_identity"]["client_id"]
+        assert env["AZURE_CLIENT_ID"]["value"] == client_id, "the app's one identity"
+        # A replica refused because another wrote fails /readyz; a restart reloads the blob.
+        assert probes["Liveness"] == {"path": "/readyz", "port": EXPOSED}
     assert probes["Readiness"] == {"path": "/readyz", "port": EXPOSED}
     mounts = {mount["mountPath"]: mount["volumeName"] for mount in observer["volumeMounts"]}
     assert volumes[mounts["/tmp"]]["storageType"] == "EmptyDir"
@@ -1094,6 +1171,10 @@ def test_container_app_is_consistent_and_its_prometheus_config_valid(tmp_path: P
     check_container_app(one(EXAMPLES / "azure" / "containerapp.yaml"), tmp_path)
 
 
+def test_container_app_with_its_snapshot_in_blob_storage_is_one_replica(tmp_path: Path) -> None:
+    check_container_app(one(EXAMPLES / "azure" / "containerapp-bucket.yaml"), tmp_path, "bucket")
+
+
 # --- settings shared by every example ---------------------------------------------------------
 
 
@@ -1113,6 +1194,7 @@ def test_every_example_sets_the_same_service_settings() -> None:
 # --- the state each example keeps -------------------------------------------------------------
 
 STORE_SCHEMES = {"redis", "rediss"}
+BUCKET_SCHEMES = {"gs", "s3", "az"}
 
 
 def check_state_url(url: str, replicas: int, persistent_mounts: set[str]) -> None:
@@ -1124,6 +1206,10 @@ def check_state_url(url: str, replicas: int, persistent_mounts: set[str]) -> Non
     if parts.scheme in STORE_SCHEMES:
         assert parts.hostname, url
         assert re.fullmatch(r"/\d*", parts.path or "/"), f"{url}: the path is a database number"
+        return
+    if parts.scheme in BUCKET_SCHEMES:
+        assert replicas == 1, f"{url}: a bucket snapshot is for one replica, not {replicas}"
+        assert parts.netloc and parts.path.strip("/"), f"{url}: names no object"
         return
     assert parts.scheme == "file", f"{url}: neither a shared store nor a file snapshot"
     assert replicas == 1, f"{url}: a file snapshot is for one replica, not {replicas}"

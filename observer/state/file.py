@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -10,14 +9,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from observer.state.base import Kind
-from observer.state.memory import MemoryStore
+from observer.state.snapshot import SnapshotError, SnapshotStore
+
+__all__ = ["FileStore", "SnapshotError"]
 
 
-class SnapshotError(Exception):
-    """The snapshot exists but cannot be used: the service must not start without it."""
-
-
-class FileStore(MemoryStore):
+class FileStore(SnapshotStore):
     def __init__(
         self, kinds: Mapping[str, Kind], path: Path, *, clock: Callable[[], float] = time.time
     ) -> None:
@@ -28,30 +25,21 @@ class FileStore(MemoryStore):
     def mode(self) -> str:
         return "file"
 
-    def load_snapshot(self) -> None:
-        """Load the snapshot if there is one; a missing file is a first start."""
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    def read_snapshot(self) -> bytes | None:
         try:
-            raw = self.path.read_bytes()
+            return self.path.read_bytes()
         except FileNotFoundError:
             if not self.path.parent.is_dir():
                 raise SnapshotError(
                     f"STATE_URL: directory {self.path.parent} does not exist"
                 ) from None
-            return
+            return None
         except OSError as error:
             raise SnapshotError(f"STATE_URL: cannot read {self.path}: {error.strerror}") from None
-        try:
-            self.load(json.loads(raw.decode("utf-8")))
-        except (ValueError, TypeError, KeyError) as error:
-            raise SnapshotError(
-                f"STATE_URL: {self.path} is not a readable observer snapshot ({error}); "
-                "move it away to start empty"
-            ) from None
-
-    def snapshot(self) -> bytes:
-        """The state as snapshot bytes, taken on the event loop: the loop changes the state, so
-        reading it from another thread would race its writes ("dictionary changed size")."""
-        return json.dumps(self.dump(), separators=(",", ":")).encode()
 
     def write(self, data: bytes) -> None:
         """Write snapshot bytes whole or not at all: temporary file, fsync, rename.
