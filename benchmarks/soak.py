@@ -54,7 +54,7 @@ def main() -> None:
     with soaked(plan) as soak:
         figures = soak.figures()
         # Zero everywhere when every delivery was answered in time. A delivery whose answer the
-        # sender gave up on (ReadTimeout, 10 s as GitHub's) may still have been counted: it
+        # sender gave up on (TimeoutError, 10 s as GitHub's) may still have been counted: it
         # shows here, where GitHub would redeliver it and be told "duplicate".
         excess = {
             name: figures["counted"][name] - figures["expected"][name]

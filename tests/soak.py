@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from tests import story
+from tests import rawhttp, story
 from tests.exposition import Exposition
 from tests.processes import ObserverProcess, free_port, start_observer, stop
 from tests.redis_server import running_redis
@@ -39,6 +39,8 @@ REDELIVERY_SHARE = 0.05  # the same delivery id again
 # as many (a wait, never a figure: the restarted replica's final scrape must come while it waits).
 SCRAPE_EVERY = 100
 SCRAPE_IDLE = 1.0
+# A sender gives up on an answer after this long, as GitHub does.
+ANSWER_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -308,7 +310,9 @@ class Progress:
             await self._changed.wait()
 
 
-async def deliver(client: httpx.AsyncClient, url: str, event: Event, send: Send) -> None:
+async def deliver(url: str, event: Event, send: Send) -> None:
+    """One delivery on its own connection (tests/rawhttp.py: a fraction of httpx's cost, which
+    the sender would otherwise take from the two cores the replicas share)."""
     headers = {
         "X-GitHub-Event": event.name,
         "X-GitHub-Delivery": send.delivery,
@@ -317,17 +321,20 @@ async def deliver(client: httpx.AsyncClient, url: str, event: Event, send: Send)
         "Content-Type": "application/json",
         "X-Hub-Signature-256": sign(SECRET, event.body),
     }
+    host, port = url.removeprefix("http://").rsplit(":", 1)
     send.sent_at = time.monotonic()
     try:
-        response = await client.post(f"{url}/webhook", content=event.body, headers=headers)
-    except httpx.TransportError as error:
+        status, body = await asyncio.wait_for(
+            rawhttp.post(host, int(port), "/webhook", event.body, headers), ANSWER_TIMEOUT
+        )
+    except (OSError, asyncio.IncompleteReadError, TimeoutError) as error:
         send.error = type(error).__name__
     else:
-        send.status = response.status_code
-        if response.status_code == 200:
-            send.result = str(response.json().get("result"))
+        send.status = status
+        if status == 200:
+            send.result = str(json.loads(body).get("result"))
         else:
-            send.error = response.text[:200]
+            send.error = body.decode(errors="replace")[:200]
     send.answered_at = time.monotonic()
 
 
@@ -385,7 +392,7 @@ async def run_soak(urls: list[str], replica: Replica, env: dict[str, str], plan:
         soak.restarted_at = time.monotonic()
         restarted.set()
 
-    async def generator(client: httpx.AsyncClient) -> None:
+    async def generator() -> None:
         in_flight = asyncio.Semaphore(plan.in_flight)
         tasks: list[asyncio.Task[None]] = []
 
@@ -394,7 +401,7 @@ async def run_soak(urls: list[str], replica: Replica, env: dict[str, str], plan:
                 if send.replica == 1 and soak.stopped_at and not soak.restarted_at:
                     # As a load balancer does once the stopping replica's /readyz fails.
                     send.replica = 0
-                await deliver(client, urls[send.replica], soak.events[send.event], send)
+                await deliver(urls[send.replica], soak.events[send.event], send)
                 progress.note(send)
 
         hold_at = len(sends) - plan.after_restart
@@ -411,14 +418,9 @@ async def run_soak(urls: list[str], replica: Replica, env: dict[str, str], plan:
         progress.finish()
 
     # A connection per delivery: one answered is one processed, none lost in a closing pool.
-    no_reuse = httpx.Limits(max_connections=plan.in_flight, max_keepalive_connections=0)
-    async with (
-        httpx.AsyncClient(timeout=10.0, limits=no_reuse) as senders,
-        httpx.AsyncClient(timeout=5.0) as scrapers,
-    ):
+    async with httpx.AsyncClient(timeout=5.0) as scrapers:
         await asyncio.wait_for(
-            asyncio.gather(generator(senders), scraper(scrapers), restarter()),
-            timeout=plan.timeout,
+            asyncio.gather(generator(), scraper(scrapers), restarter()), timeout=plan.timeout
         )
     return soak
 
