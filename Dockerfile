@@ -3,9 +3,11 @@
 #   docker build -t observer:0.1.0 .
 #   docker buildx build --platform linux/amd64,linux/arm64 -t REGISTRY/observer:0.1.0 --push .
 #
-# The builder stage turns the project and its dependencies into wheels and installs
-# them, from those wheels only, into a virtual environment without pip. The runtime
-# stage copies that environment and nothing else: no compiler, no pip, no sources.
+# The builder stage installs the dependencies pinned in requirements.lock, each file
+# checked against the hash the lock gives it, into a virtual environment without pip,
+# then observer itself without resolving anything again: an image built after a
+# release of any dependency has the same versions as CI. The runtime stage copies
+# that environment and nothing else: no compiler, no pip, no sources.
 # It runs as an unprivileged numeric user, writes nothing (a read-only root
 # filesystem with an empty /tmp mounted is enough), and stops cleanly on SIGTERM:
 # the entrypoint is the service itself, in exec form, so it is PID 1 and receives the
@@ -22,14 +24,14 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY requirements.lock pyproject.toml README.md ./
 COPY observer ./observer
 
-# The bucket extra (obstore) is in the image: STATE_URL=gs://, s3:// or az:// needs it.
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[bucket]" \
- && python -m venv --without-pip /opt/venv \
- && pip --python /opt/venv/bin/python install --no-cache-dir --no-index \
-        --find-links /wheels "$(echo /wheels/observer-*.whl)[bucket]"
+# The bucket extra (obstore) is in the lock and the image: STATE_URL=gs://, s3:// or az:// needs it.
+RUN python -m venv --without-pip /opt/venv \
+ && pip --python /opt/venv/bin/python install --no-cache-dir --require-hashes \
+        --only-binary :all: -r requirements.lock \
+ && pip --python /opt/venv/bin/python install --no-cache-dir --no-deps .
 
 
 FROM python:3.12.12-slim-trixie

@@ -66,7 +66,8 @@ class FakeGitHub:
     """
 
     prefix: str = "/api/v3"
-    delay: float = 0.0
+    # While set and not yet opened, every request waits for it before it is answered.
+    hold: threading.Event | None = None
     responses: dict[str, Any] = field(default_factory=dict)
     graphql_commits: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     graphql_pulls: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -215,8 +216,8 @@ class FakeGitHub:
         graphql = request.method == "POST" and request.url.path == self.graphql_path
         path = request.url.path if graphql else request.url.path.removeprefix(self.prefix)
         self.requests.append((path, request.headers.get("authorization")))
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        if self.hold is not None:
+            await asyncio.to_thread(self.hold.wait)
         if graphql:
             return JSONResponse(self.answer_graphql(await request.json()), headers=RATE_HEADERS)
         hook_call = HOOK_DELIVERIES.match(path)

@@ -35,7 +35,8 @@ def test_the_exposition_benchmark_renders_both_ways() -> None:
 
 
 @pytest.mark.parametrize(
-    "script", ["throughput.py", "memory.py", "teams.py", "state_size.py", "exposition.py"]
+    "script",
+    ["throughput.py", "memory.py", "teams.py", "state_size.py", "exposition.py", "soak.py"],
 )
 def test_every_benchmark_starts(script: str) -> None:
     assert "usage:" in run(f"benchmarks/{script}", "--help")

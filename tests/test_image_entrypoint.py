@@ -456,13 +456,11 @@ def test_entrypoint_serves_signed_deliveries_and_stops_on_sigterm(
             )
             assert result.returncode == 0, result.stderr.decode()
 
-        started = time.monotonic()
         os.kill(running.pid, signal.SIGTERM)
-        returncode = running.process.wait(timeout=shutdown_timeout + 5)
-        elapsed = time.monotonic() - started
+        # A bound on a hung stop, not a figure: the test asserts how it ends, not how fast.
+        returncode = running.process.wait(timeout=shutdown_timeout + 60)
 
     assert returncode == 0, running.logs()
-    assert elapsed < shutdown_timeout + 5
     lines = [line for line in running.stdout.read_text().splitlines() if line.strip()]
     assert lines, "no logs on stdout"
     for line in lines:
