@@ -15,7 +15,6 @@ from prometheus_client import (
     Info,
     PlatformCollector,
     ProcessCollector,
-    disable_created_metrics,
 )
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -242,6 +241,12 @@ class Metrics:
         )
 
         self.log_lines_dropped = LogLinesDropped(registry)
+        self.exposition_fallbacks = Counter(
+            "observer_exposition_fallbacks_total",
+            "Times /metrics left its fast renderer for prometheus-client's own, for the rest of "
+            "the process, because the two disagreed or the fast one failed.",
+            registry=registry,
+        )
 
         self._teams_and_activity(registry)
         self._initialise_known_labels()
@@ -254,9 +259,6 @@ class Metrics:
         PlatformCollector(registry=self.registry)
         if GC_COLLECTOR is not None:
             GCCollector(registry=self.registry)
-        # A *_created series per counter and histogram doubles the exposition for a value no
-        # shipped rule or dashboard reads; prometheus-client only offers this switch globally.
-        disable_created_metrics()  # type: ignore[no-untyped-call]
 
     def _teams_and_activity(self, registry: CollectorRegistry) -> None:
         # Teams, reviews, rework and surveys: by repository or team, never by person.
