@@ -148,6 +148,12 @@ class Metrics:
             buckets=REQUEST_BUCKETS,
             registry=registry,
         )
+        self.unexpected_errors = Counter(
+            "observer_unexpected_errors_total",
+            "Requests to any endpoint that failed with an unexpected error: answered 500, and "
+            "logged with the traceback.",
+            registry=registry,
+        )
         self.labels_folded = Counter(
             "observer_label_values_folded_total",
             "Events whose label value was folded into 'other' because its cap was reached.",
