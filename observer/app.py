@@ -100,6 +100,9 @@ def create_app(
             logs.event("state store", mode=store.mode)
             enrichment.start()
             app.state.enrichment = enrichment
+            if store.mode == "memory":
+                # Lost with the process otherwise: done at the signal, for the final scrape.
+                stopping.before_final_scrape(enrichment.finish_waiting)
             redelivery = _redelivery(settings, metrics, store, github)
             endpoints.ready = True
             if redelivery is not None:

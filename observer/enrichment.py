@@ -143,6 +143,17 @@ class Enrichment:
         for _ in range(self._concurrency):
             self._tasks.add(asyncio.create_task(self._consume()))
 
+    async def finish_waiting(self) -> bool:
+        """Do the waiting work now, its settle time cut short; whether there was any.
+
+        At the stop signal with process memory, before the final scrape that must carry it.
+        """
+        self._finishing = True
+        await self._scan(ignore_due=True)
+        worked = not self._queue.empty() or self._running > 0
+        await self._queue.join()
+        return worked
+
     async def stop(self, deadline: float, *, finish_waiting: bool) -> None:
         """Stop within ``deadline`` seconds; with ``finish_waiting``, do the waiting work now.
 

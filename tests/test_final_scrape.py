@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -95,3 +95,49 @@ def test_a_second_signal_stops_at_once() -> None:
         assert observer.process.wait(timeout=EXIT_WITHIN) == 0
         found = messages(observer)
     assert "the final scrape came" not in found
+
+
+def deploy_to_production(observer: ObserverProcess, commits: int) -> None:
+    now = datetime.now(UTC)
+    shipped = [
+        {"sha": f"{index:040x}", "timestamp": (now - timedelta(hours=index + 1)).isoformat()}
+        for index in range(commits)
+    ]
+    body = json.dumps(
+        {
+            "type": "deployment",
+            "repository": "octo/final",
+            "environment": "production",
+            "status": "success",
+            "id": "deploy-1",
+            "sha": shipped[0]["sha"],
+            "timestamp": now.isoformat(),
+            "commits": shipped,
+        }
+    ).encode()
+    response = httpx.post(
+        f"{observer.url}/api/event",
+        content=body,
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(SECRET, body)},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["results"][0]["result"] == "accepted", response.text
+
+
+def test_lead_time_waiting_in_memory_is_in_the_final_scrape() -> None:
+    # Inside the settle window: without the stop, the lead time would wait an hour.
+    with start_observer({"SETTLE_SECONDS": "3600"}, secret=SECRET) as observer:
+        deploy_to_production(observer, commits=3)
+        before = Exposition(httpx.get(f"{observer.url}/metrics", timeout=5).text)
+        lead_time = {"repository": "octo/final", "environment": "production"}
+        # Every count has been scraped; the lead time waits.
+        assert before.get("dora_lead_time_seconds_count", **lead_time) == 0
+        observer.process.send_signal(signal.SIGTERM)
+        observer.log_lines(lambda lines: any("waiting for a final" in x["message"] for x in lines))
+        assert observer.process.poll() is None
+        metrics = Exposition(httpx.get(f"{observer.url}/metrics", timeout=5).text)
+        assert metrics.get("dora_lead_time_seconds_count", **lead_time) == 3
+        assert observer.process.wait(timeout=EXIT_WITHIN) == 0
+        found = messages(observer)
+    assert found.index("stopping: waiting work done") < found.index("the final scrape came")
