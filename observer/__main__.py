@@ -146,7 +146,12 @@ def serve() -> int:
     except ValidationError as error:
         sys.stderr.write(f"observer: {describe_error(error)}\n")
         return 2
-    logs.configure(settings.log_level)
+    # The log listener lives as long as serving: its stop writes the lines still queued.
+    with logs.writing(settings.log_level):
+        return _serve(settings)
+
+
+def _serve(settings: Settings) -> int:
     try:
         sock = listen(settings.host, settings.port)
     except StartError as error:

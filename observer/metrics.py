@@ -392,10 +392,10 @@ class LastReported(Collector):
 
 
 class LogLinesDropped(Collector):
-    """The log lines the process dropped, read from the log writer's own count.
+    """The log lines the process dropped, read from the log handler's own count.
 
-    The writer is one per process and outlives any registry, so its count is read at scrape time
-    rather than copied into a counter of this registry.
+    The handler belongs to the serve function and to logging, not to a registry, so its count is
+    read at scrape time rather than copied into a counter of this registry.
     """
 
     NAME = "observer_log_lines_dropped"
