@@ -8,6 +8,7 @@ function holds it for as long as it serves.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -89,8 +90,9 @@ class Handoff(QueueHandler):
     has its own lock, so the handler's is not taken.
     """
 
-    def __init__(self, records: queue.Queue[logging.LogRecord | None]) -> None:
+    def __init__(self, records: queue.SimpleQueue[Any]) -> None:
         super().__init__(records)
+        self._records = records
         # Read by /metrics (observer_log_lines_dropped_total) and by the listener's warning.
         # Threads other than the loop log rarely: a drop counted by two at once may be lost.
         self.dropped = 0
@@ -105,24 +107,24 @@ class Handoff(QueueHandler):
         return record
 
     def enqueue(self, record: logging.LogRecord) -> None:
-        try:
-            self.queue.put_nowait(record)
-        except queue.Full:
+        # The bound is kept here: queue.Queue's own costs every line a condition variable, and
+        # the listener a wake-up; SimpleQueue's size is read instead. Threads other than the
+        # loop log rarely, so the bound may be passed by a line or two.
+        if self._records.qsize() >= QUEUE_LIMIT:
             self.dropped += 1
+        else:
+            self._records.put_nowait(record)
 
 
 class _Output(logging.StreamHandler[TextIO]):
-    """Writes the listener's lines a batch at a time: once the queue is empty, or at the stop.
+    """Formats the listener's records, and writes their lines when the listener has caught up.
 
-    Woken and writing for every record, the thread would take the interpreter lock from the
-    event loop each time the loop lets go of it and hold it for as long as there are records.
-    Once it has caught up, it says how many lines were dropped since it last said so.
+    Once it has caught up, it also says how many lines were dropped since it last said so.
     """
 
-    def __init__(self, stream: TextIO, records: queue.Queue[Any], handoff: Handoff) -> None:
+    def __init__(self, stream: TextIO, handoff: Handoff) -> None:
         super().__init__(stream)
         self.setFormatter(JsonFormatter())
-        self._records = records
         self._handoff = handoff
         self._lines: list[str] = []
         self._reported = 0
@@ -145,8 +147,6 @@ class _Output(logging.StreamHandler[TextIO]):
             self._lines.append(self.format(record) + self.terminator)
         except Exception:
             self.handleError(record)
-        if self._records.empty():
-            self.write_pending()
 
     def write_pending(self) -> None:
         lines, self._lines = self._lines, []
@@ -167,29 +167,34 @@ class _Output(logging.StreamHandler[TextIO]):
 
 
 class _Listener(QueueListener):
-    """The stdlib's listener, pausing after the first record of a batch so a burst gathers
-    (one wake-up and one write for many lines; a line is written at most ``WRITE_PAUSE`` late),
-    and whose stop does not hold the exit on an output that never drains."""
+    """The stdlib's listener, taking the queue a batch at a time, and whose stop does not hold
+    the exit on an output that never drains.
 
-    def __init__(self, records: queue.Queue[Any], output: _Output) -> None:
+    Woken for every record, the thread would take the interpreter lock from the event loop each
+    time the loop lets go of it (hashing a body, writing to a socket) and hold it for as long as
+    there are records. Pausing after the first record of a batch lets a burst gather, so there
+    is one wake-up and one write for many lines; a line is written at most ``WRITE_PAUSE`` late.
+    """
+
+    def __init__(self, records: queue.SimpleQueue[Any], output: _Output) -> None:
         super().__init__(records, output)
         self._records = records
+        self._output = output
+        self._batch: collections.deque[Any] = collections.deque()
 
     def dequeue(self, block: bool) -> Any:
-        caught_up = self._records.empty()
-        record = self._records.get(block)
-        if caught_up:
+        if not self._batch:
+            # Caught up: what was formatted is written before waiting for more.
+            self._output.write_pending()
+            self._batch.append(self._records.get(block))
             time.sleep(WRITE_PAUSE)
-        return record
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._batch.append(self._records.get_nowait())
+        return self._batch.popleft()
 
-    def enqueue_sentinel(self) -> None:
-        # The queue may be full of lines the output does not take: wait for room.
-        while True:
-            try:
-                super().enqueue_sentinel()
-                return
-            except queue.Full:
-                time.sleep(WRITE_PAUSE)
+    def handle(self, record: logging.LogRecord) -> None:
+        self._output.handle(record)
 
     def stop(self) -> None:
         """Write everything logged before this call, then end the thread.
@@ -212,9 +217,9 @@ class _Listener(QueueListener):
 def writing(level: str, stream: TextIO | None = None) -> Iterator[Handoff]:
     """Send the service's and uvicorn's logs through one JSON listener until the block ends,
     then write what is queued."""
-    records: queue.Queue[Any] = queue.Queue(QUEUE_LIMIT)
+    records: queue.SimpleQueue[Any] = queue.SimpleQueue()
     handoff = Handoff(records)
-    output = _Output(stream if stream is not None else sys.stdout, records, handoff)
+    output = _Output(stream if stream is not None else sys.stdout, handoff)
     # The JSON line names neither source file, thread nor process: finding them on every record
     # is work for nothing (the logging HOWTO's "Optimization" section).
     logging._srcfile = None
@@ -250,17 +255,24 @@ def lines_dropped() -> int:
 
 
 def event(message: str, **fields: Any) -> None:
-    LOGGER.info(message, extra={"fields": fields})
+    _log(logging.INFO, message, fields)
 
 
 def warning(message: str, **fields: Any) -> None:
     """Something an operator should look at: shown at LOG_LEVEL=warning."""
-    LOGGER.warning(message, extra={"fields": fields})
+    _log(logging.WARNING, message, fields)
 
 
 def request(status: int, message: str, /, **fields: Any) -> None:
     """One answered request: refused ones at warning, so LOG_LEVEL=warning shows what needs
     attention (a wrong secret, a body over the limit, a pipeline's invalid event)."""
-    LOGGER.log(
-        logging.WARNING if status >= 400 else logging.INFO, message, extra={"fields": fields}
-    )
+    _log(logging.WARNING if status >= 400 else logging.INFO, message, fields)
+
+
+def _log(level: int, message: str, fields: dict[str, Any]) -> None:
+    # What LOGGER.log(level, message, extra={"fields": fields}) does, without looking for a
+    # caller the JSON line does not name, nor copying ``extra`` key by key: a line a delivery.
+    if LOGGER.isEnabledFor(level):
+        record = logging.LogRecord(LOGGER.name, level, "", 0, message, None, None)
+        record.fields = fields
+        LOGGER.handle(record)
