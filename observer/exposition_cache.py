@@ -29,7 +29,6 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, validation, values
 from prometheus_client import exposition as text_format
 from prometheus_client.metrics import MetricWrapperBase
-from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
@@ -47,12 +46,6 @@ EOF = b"# EOF\n"
 PLAIN_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 PLAIN_ESCAPINGS = (openmetrics.UNDERSCORES, openmetrics.ALLOWUTF8)
 KNOWN = (Counter, Gauge, Histogram)
-# gzip level for /metrics. Measured on an exposition of 10,000 and 100,000 series: level 1 is
-# 12% larger than level 6 and 25% larger than level 9 (prometheus-client's), and 4x and 7x
-# faster (100,000 series: 47 ms, against 231 and 323). zlib lets go of the GIL while it
-# compresses, so the level does not stall the event loop, but it is scrape time and a core's
-# time on a small machine, for bytes that only cross to Prometheus.
-GZIP_LEVEL = 1
 
 # What this module reads of prometheus-client that is not its public API: an attribute of the
 # instances of a class, or a name of a module (read through the module when used, so that an
@@ -260,17 +253,6 @@ def _histogram(series: _Series, fmt: int, with_sum: bool) -> bytes:
         block = "".join(parts).encode()
         series.lines[fmt] = block
     return block
-
-
-class Collectors(Collector):
-    """Some collectors seen as a registry, to render them with prometheus-client."""
-
-    def __init__(self, collectors: list[Collector]) -> None:
-        self._collectors = collectors
-
-    def collect(self) -> Iterable[Metric]:
-        for collector in self._collectors:
-            yield from collector.collect()
 
 
 def _version_1(version: str) -> bool:

@@ -7,7 +7,9 @@ working, as the upgraded version's would.
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
 import sys
 import types
 from collections.abc import Iterator
@@ -129,3 +131,36 @@ def test_a_renderer_that_fits_is_kept(warnings: list[logging.LogRecord]) -> None
         service.deliver_fixture("deployment_status_success")
         assert assert_same_as_prometheus_client(service, registry).value(FALLBACKS) == 0
     assert fallback_lines(warnings) == []
+
+
+# A prometheus-client without a name the fast renderer reads when it is imported.
+WITHOUT_AT_IMPORT = """
+import json, logging
+import prometheus_client.values
+del prometheus_client.values.MutexValue
+from prometheus_client import CollectorRegistry
+from starlette.testclient import TestClient
+from observer.app import create_app
+from observer.settings import Settings
+
+warnings = []
+handler = logging.Handler(logging.WARNING)
+handler.emit = lambda record: warnings.append(record.getMessage())
+logging.getLogger("observer").addHandler(handler)
+registry = CollectorRegistry()
+with TestClient(create_app(Settings(webhook_secret="s" * 32), registry)) as client:
+    answer = client.get("/metrics")
+print(json.dumps({"status": answer.status_code, "text": answer.text, "warnings": warnings}))
+"""
+
+
+def test_an_internal_gone_at_import_leaves_metrics_to_prometheus_client() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_AT_IMPORT], capture_output=True, check=True, timeout=60
+    )
+    answer = json.loads(done.stdout)
+    assert answer["status"] == 200
+    served = Scraped(answer["text"])
+    assert served.value(FALLBACKS) == 1
+    assert served.value("observer_webhook_deliveries_total", event="ping", result="accepted") == 0
+    assert answer["warnings"].count(FELL_BACK) == 1
