@@ -7,8 +7,8 @@ import asyncio
 import gc
 import math
 import signal
-import socket
 import sys
+import time
 from types import FrameType
 
 import uvicorn
@@ -31,9 +31,12 @@ is required; see the README for the others)."""
 # Allocations (less deallocations) of containers between two collections of the youngest
 # generation (700 by default).
 YOUNG_COLLECTION_THRESHOLD = 10_000
-# The part of SHUTDOWN_TIMEOUT the wait for a final scrape may take; the rest is left to requests
-# in flight and queued enrichment.
+# The part of SHUTDOWN_TIMEOUT the wait for a final scrape may take, work whose counts it must
+# carry included; the rest is left to requests in flight and queued enrichment.
 FINAL_SCRAPE_SHARE = 0.75
+# The part of that wait the work may take (lead time waiting in process memory): the rest is
+# left for the scrape to come.
+FINISH_WORK_SHARE = 0.5
 
 EPILOG = """\
 examples:
@@ -45,25 +48,23 @@ class _Server(uvicorn.Server):
     """uvicorn's server, which at the stop signal keeps serving until the final scrape.
 
     uvicorn stops listening as soon as ``should_exit`` is set; here the first signal only starts
-    the shutdown (``/readyz`` fails from then on) and a task sets ``should_exit`` once a scrape
-    has started after the last count, or once the wait's share of the budget is spent. A second
-    signal stops at once.
+    the shutdown (``/readyz`` fails from then on), and a task does the work whose counts the
+    final scrape must carry, then sets ``should_exit`` once a scrape has started after the last
+    count, or once the wait's share of the budget is spent. A second signal stops at once.
+    ``handle_exit`` is uvicorn's public hook for the stop signals; ``started``, ``should_exit``
+    and the config's ``timeout_graceful_shutdown`` are public too.
     """
 
     def __init__(self, config: uvicorn.Config, shutdown: Shutdown, scrapes: Scrapes) -> None:
         super().__init__(config)
         self._shutdown = shutdown
         self._scrapes = scrapes
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: asyncio.Task[None] | None = None
 
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        self._loop = asyncio.get_running_loop()
-        await super().startup(sockets)
-
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self._shutdown.begun or self._loop is None:
-            # A second signal, or one before the loop runs: stop waiting, stop now.
+        loop = _running_loop()
+        if self._shutdown.begun or not self.started or loop is None:
+            # A second signal, or one before the server is up: stop waiting, stop now.
             self._shutdown.begin()
             self.config.timeout_graceful_shutdown = math.ceil(self._shutdown.remaining())
             super().handle_exit(sig, frame)
@@ -71,19 +72,30 @@ class _Server(uvicorn.Server):
         self._shutdown.begin()
         # A signal handler runs between two bytecodes of whatever the loop was doing: it only
         # schedules the wait, which the loop starts once it is back in control.
-        self._captured_signals.append(sig)
-        self._loop.call_soon_threadsafe(self._start_waiting)
+        loop.call_soon_threadsafe(self._start_waiting)
 
     def _start_waiting(self) -> None:
         self._waiting = asyncio.create_task(self._wait_then_exit())
 
     async def _wait_then_exit(self) -> None:
         try:
-            await final_scrape(self._scrapes, self._shutdown.remaining() * FINAL_SCRAPE_SHARE)
+            wait = self._shutdown.remaining() * FINAL_SCRAPE_SHARE
+            end = time.monotonic() + wait
+            if await self._shutdown.finish_work(wait * FINISH_WORK_SHARE):
+                # What it observed is a count the final scrape must carry.
+                self._scrapes.counted()
+            await final_scrape(self._scrapes, max(end - time.monotonic(), 0.0))
         finally:
             # uvicorn reads it when it stops: requests in flight get what is left.
             self.config.timeout_graceful_shutdown = math.ceil(self._shutdown.remaining())
             self.should_exit = True
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -134,7 +146,12 @@ def serve() -> int:
     except ValidationError as error:
         sys.stderr.write(f"observer: {describe_error(error)}\n")
         return 2
-    logs.configure(settings.log_level)
+    # The log listener lives as long as serving: its stop writes the lines still queued.
+    with logs.writing(settings.log_level):
+        return _serve(settings)
+
+
+def _serve(settings: Settings) -> int:
     try:
         sock = listen(settings.host, settings.port)
     except StartError as error:

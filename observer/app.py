@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import httpx
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from observer import logs
 from observer.activity import Activity
 from observer.deploy_workflows import DeployWorkflows
-from observer.dispatch import Observer
+from observer.dispatch import CountErrors
 from observer.enrichment import Deployments, Enrichment
 from observer.github import GitHubClient, create_http_client
 from observer.github_auth import AppInstallationToken, AppJwt, TokenSource, token_source
@@ -28,7 +29,7 @@ from observer.leadtime import LeadTime
 from observer.metrics import Metrics
 from observer.recorder import Recorder
 from observer.redeliver import Hook, Redelivery, hook_path
-from observer.routes import WEBHOOK_PATH, Endpoints, Services
+from observer.routes import Endpoints, Services
 from observer.scrapes import Scrapes
 from observer.settings import Settings
 from observer.shutdown import Shutdown
@@ -106,6 +107,9 @@ def create_app(
             resolver = asyncio.create_task(ledger.run())
             enrichment.start()
             app.state.enrichment = enrichment
+            if store.mode == "memory":
+                # Lost with the process otherwise: done at the signal, for the final scrape.
+                stopping.before_final_scrape(enrichment.finish_waiting)
             redelivery = _redelivery(settings, metrics, store, github)
             endpoints.ready = True
             if redelivery is not None:
@@ -127,7 +131,11 @@ def create_app(
                 if isinstance(store, SnapshotStore):
                     await _save(store, metrics)
 
-    return Observer(endpoints.webhook, WEBHOOK_PATH, routes=endpoints.routes(), lifespan=lifespan)
+    return Starlette(
+        routes=endpoints.routes(),
+        middleware=[Middleware(CountErrors, errors=metrics.unexpected_errors)],
+        lifespan=lifespan,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,6 +165,17 @@ class Enrichment:
         for _ in range(self._concurrency):
             self._tasks.add(asyncio.create_task(self._consume()))
 
+    async def finish_waiting(self) -> bool:
+        """Do the waiting work now, its settle time cut short; whether there was any.
+
+        At the stop signal with process memory, before the final scrape that must carry it.
+        """
+        self._finishing = True
+        await self._scan(ignore_due=True)
+        worked = not self._queue.empty() or self._running > 0
+        await self._queue.join()
+        return worked
+
     async def stop(self, deadline: float, *, finish_waiting: bool) -> None:
         """Stop within ``deadline`` seconds; with ``finish_waiting``, do the waiting work now.
 
@@ -196,7 +207,8 @@ class Enrichment:
         reachable = False
         while True:
             try:
-                delay = await self._scan(ignore_due=False)
+                # Once finishing (process memory, stopping), work that arrives is done at once.
+                delay = await self._scan(ignore_due=self._finishing)
                 reachable = True
             except StoreUnavailable as error:
                 self._metrics.state_errors.inc()

@@ -1,310 +1,199 @@
-"""The /metrics body, byte for byte what prometheus-client renders, from per-series caches.
+"""The /metrics body: prometheus-client's exposition of the service's registry, kept fast.
 
-prometheus-client formats every sample of every series on every scrape: at 10,000 series that is
-170-250 ms holding the GIL, during which the event loop crawls. Between two scrapes few series
-move, so this renderer keeps, for each child of the service's Counter, Gauge and Histogram
-wrappers, its escaped name-and-labels prefixes and the lines last rendered from its values; a
-scrape reads each child's values and formats again only the lines whose values changed.
+The fast renderer (observer.exposition_cache) reads prometheus-client's internals, which a
+release may rename or remove. It is an optimisation of prometheus-client's own generators, never
+a replacement: at start it renders the live registry, and a small one holding every case it
+must get right, both ways, and any difference or error, then or at any later scrape, hands every
+scrape to prometheus-client for the rest of the process. That is logged once and counted in
+``observer_exposition_fallbacks_total``.
 
-That means reading prometheus-client's internals (a parent's ``_metrics`` and ``_lock``, a
-child's ``_value``, ``_buckets``, ``_sum`` and ``_upper_bounds``, ``_use_created``): they are read
-here and nowhere else, against the version pinned in pyproject.toml. Anything this module does
-not recognise (other collectors, subclasses, gauges with ``set_function``, multiprocess values,
-``*_created`` series, name escapings that rewrite names, OpenMetrics 2) goes through
-prometheus-client's own generators, collector by collector, so it still renders exactly as before.
+``*_created`` series are left out of this exposition only. Each doubles a counter or histogram
+for a value no shipped rule or dashboard reads, but prometheus-client's switch
+(``disable_created_metrics``, or ``PROMETHEUS_DISABLE_CREATED_SERIES`` read at its import) holds
+for every registry of the process, including ones that are not the service's.
 """
 
 from __future__ import annotations
 
+import copy
 import math
-import re
 import threading
-from collections.abc import Callable, Iterable
-from functools import partial
+from collections.abc import Callable, Iterable, Iterator
+from types import ModuleType
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
-from prometheus_client import exposition as text_format
-from prometheus_client import metrics as client_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
-from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector
-from prometheus_client.samples import Exemplar
-from prometheus_client.utils import floatToGoString, parse_version
-from prometheus_client.validation import _is_valid_legacy_labelname
+
+from observer import logs
+
+_cache: ModuleType | None
+try:
+    # The fast renderer reads prometheus-client's internals, some at import: a release without
+    # one of them must cost the fast path, never the start.
+    from observer import exposition_cache
+
+    _cache, _CACHE_UNAVAILABLE = exposition_cache, ""
+except Exception as error:  # anything at all: this is the guard
+    _cache, _CACHE_UNAVAILABLE = None, f"{type(error).__name__}: {error}"
 
 Encoder = Callable[[Collector], bytes]
-# prometheus-client's own float formatting (Go's), typed.
-_go: Callable[[float], str] = floatToGoString
 
-TEXT = 0
-OPENMETRICS = 1
-EOF = b"# EOF\n"
-# Names that every escaping scheme the fast path serves leaves as they are; others (dots,
-# values, a name with a colon) are rewritten by prometheus-client, and left to it.
-PLAIN_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-PLAIN_ESCAPINGS = (openmetrics.UNDERSCORES, openmetrics.ALLOWUTF8)
-KNOWN = (Counter, Gauge, Histogram)
 # gzip level for /metrics. Measured on an exposition of 10,000 and 100,000 series: level 1 is
 # 12% larger than level 6 and 25% larger than level 9 (prometheus-client's), and 4x and 7x
 # faster (100,000 series: 47 ms, against 231 and 323). zlib lets go of the GIL while it
 # compresses, so the level does not stall the event loop, but it is scrape time and a core's
 # time on a small machine, for bytes that only cross to Prometheus.
 GZIP_LEVEL = 1
+OPENMETRICS_ACCEPT = "application/openmetrics-text; version=1.0.0"
+# The families whose prometheus-client samples include a ``*_created`` one.
+WITH_CREATED = frozenset({"counter", "histogram", "summary", "gaugehistogram"})
 
 
-def _escape_value(value: str) -> str:
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+class WithoutCreated(Collector):
+    """A registry's (or collector's) metrics without their ``*_created`` samples."""
+
+    def __init__(self, source: Collector) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._source.collect():
+            if metric.type in WITH_CREATED:
+                created = metric.name + "_created"
+                if any(sample.name == created for sample in metric.samples):
+                    # A collector may hand out the same Metric each time: it is left as it is.
+                    metric = copy.copy(metric)
+                    metric.samples = [s for s in metric.samples if s.name != created]
+            yield metric
 
 
-def _labels(pairs: Iterable[tuple[str, str]]) -> str:
-    text = ",".join(f'{name}="{_escape_value(value)}"' for name, value in sorted(pairs))
-    return "{" + text + "}" if text else ""
+class Collectors(Collector):
+    """Some collectors seen as a registry, to render them with prometheus-client."""
 
-
-def _exemplar(exemplar: Exemplar | None) -> str:
-    """The OpenMetrics exemplar after a counter's or a bucket's value."""
-    if exemplar is None:
-        return ""
-    labels = _labels(exemplar.labels.items())
-    if exemplar.timestamp is None:
-        return f" # {labels} {_go(exemplar.value)}"
-    return f" # {labels} {_go(exemplar.value)} {exemplar.timestamp}"
-
-
-def _unchanged(old: float, new: float) -> bool:
-    # 0.0 and -0.0 are equal but render differently; only a gauge can hold -0.0.
-    return old == new and (new != 0 or math.copysign(1.0, old) == math.copysign(1.0, new))
-
-
-class _Series:
-    """One child: its line prefixes, the values last read, and the lines rendered from them."""
-
-    __slots__ = ("child", "lines", "prefixes", "state")
-
-    def __init__(self, child: Any, prefixes: list[str]) -> None:
-        self.child = child
-        self.prefixes = prefixes
-        self.state: Any = None
-        self.lines: list[bytes | None] = [None, None]
-
-
-class _Family:
-    """One Counter, Gauge or Histogram registered as-is, with a cache entry per child."""
-
-    def __init__(self, metric: Counter | Gauge | Histogram) -> None:
-        self.metric = metric
-        self.kind: str = str(metric._type)
-        name: str = metric._name
-        labelnames: tuple[str, ...] = metric._labelnames
-        self.labelled = bool(labelnames)
-        self.plain = bool(PLAIN_NAME.fullmatch(name)) and all(
-            _is_valid_legacy_labelname(label) for label in labelnames
-        )
-        self._labelnames = labelnames
-        self._order = sorted(range(len(labelnames)), key=labelnames.__getitem__)
-        self._le_at = sum(label < "le" for label in labelnames)
-        self._series: dict[tuple[str, ...], _Series] = {}
-        doc: str = metric._documentation
-        text_name = name + "_total" if self.kind == "counter" else name
-        text_doc = doc.replace("\\", r"\\").replace("\n", r"\n")
-        headers = [
-            f"# HELP {text_name} {text_doc}\n# TYPE {text_name} {self.kind}\n",
-            f"# HELP {name} {_escape_value(doc)}\n# TYPE {name} {self.kind}\n",
-        ]
-        if metric._unit:
-            headers[OPENMETRICS] += f"# UNIT {name} {metric._unit}\n"
-        self.headers = [header.encode() for header in headers]
-        if self.kind == "counter":
-            self._suffixes = [name + "_total"]
-        elif self.kind == "gauge":
-            self._suffixes = [name]
-        else:
-            bounds: list[float] = metric._upper_bounds  # type: ignore[union-attr]
-            self._le = [_go(bound) for bound in bounds]
-            self._with_sum = bounds[0] >= 0
-            self._suffixes = [name + "_bucket", name + "_count", name + "_sum"]
-
-    def _prefixes(self, labelvalues: tuple[str, ...]) -> list[str]:
-        names = self._labelnames
-        pairs = [f'{names[i]}="{_escape_value(labelvalues[i])}"' for i in self._order]
-        series = f"{{{','.join(pairs)}}} " if pairs else " "
-        if self.kind != "histogram":
-            return [self._suffixes[0] + series]
-        bucket, count, total = self._suffixes
-        # Labels are sorted by name, ``le`` among them.
-        before = "".join(pair + "," for pair in pairs[: self._le_at])
-        after = "".join("," + pair for pair in pairs[self._le_at :])
-        prefixes = [f'{bucket}{{{before}le="{le}"{after}}} ' for le in self._le]
-        prefixes.append(count + series)
-        if self._with_sum:
-            prefixes.append(total + series)
-        return prefixes
-
-    def _children(self) -> dict[tuple[str, ...], Any]:
-        metric: Any = self.metric
-        if not self.labelled:
-            return {(): metric}
-        # As prometheus-client's own collect(): the event loop adds children while this runs.
-        with metric._lock:
-            children: dict[tuple[str, ...], Any] = metric._metrics.copy()
-        return children
-
-    def render(self, fmt: int, out: list[bytes]) -> bool:
-        """Appends the family's lines; False, with nothing appended, when it must be left to
-        prometheus-client (a gauge child given a function, say)."""
-        children = self._children()
-        kind = self.kind
-        if kind == "gauge" and any("_child_samples" in vars(c) for c in children.values()):
-            return False
-        old = self._series
-        kept: dict[tuple[str, ...], _Series] = {}
-        lines = [self.headers[fmt]]
-        for key, child in children.items():
-            series = old.get(key)
-            if series is None or series.child is not child:
-                series = _Series(child, self._prefixes(key))
-            kept[key] = series
-            if kind == "counter":
-                line = _counter(series, fmt)
-            elif kind == "gauge":
-                line = _gauge(series)
-            else:
-                line = _histogram(series, fmt, self._with_sum)
-            lines.append(line)
-        # Children removed or cleared since the last scrape are forgotten here.
-        self._series = kept
-        out.extend(lines)
-        return True
-
-
-def _counter(series: _Series, fmt: int) -> bytes:
-    value = series.child._value
-    # Plain attribute reads: atomic under the GIL, where get() would take a lock per value.
-    number, exemplar = value._value, value._exemplar
-    state = series.state
-    if state is None or state[0] != number or state[1] is not exemplar:
-        series.state = (number, exemplar)
-        series.lines = [None, None]
-    line = series.lines[fmt]
-    if line is None:
-        suffix = _exemplar(exemplar) if fmt == OPENMETRICS else ""
-        line = f"{series.prefixes[0]}{_go(number)}{suffix}\n".encode()
-        series.lines[fmt] = line
-    return line
-
-
-def _gauge(series: _Series) -> bytes:
-    state = series.child._value._value
-    line = series.lines[TEXT]
-    if line is None or not _unchanged(series.state, state):
-        series.state = state
-        line = f"{series.prefixes[0]}{_go(state)}\n".encode()
-        # A gauge's line is the same in both formats.
-        series.lines = [line, line]
-    return line
-
-
-def _histogram(series: _Series, fmt: int, with_sum: bool) -> bytes:
-    child = series.child
-    buckets = child._buckets
-    state = (
-        tuple([bucket._value for bucket in buckets]),
-        tuple([bucket._exemplar for bucket in buckets]),
-        child._sum._value,
-    )
-    if state != series.state:
-        series.state = state
-        series.lines = [None, None]
-    block = series.lines[fmt]
-    if block is None:
-        counts, exemplars, total = state
-        prefixes = series.prefixes
-        parts = []
-        accumulated = 0.0
-        for i, count in enumerate(counts):
-            accumulated += count
-            exemplar = _exemplar(exemplars[i]) if fmt == OPENMETRICS else ""
-            parts.append(f"{prefixes[i]}{_go(accumulated)}{exemplar}\n")
-        parts.append(f"{prefixes[len(counts)]}{_go(accumulated)}\n")
-        if with_sum:
-            parts.append(f"{prefixes[-1]}{_go(total)}\n")
-        block = "".join(parts).encode()
-        series.lines[fmt] = block
-    return block
-
-
-class _One:
-    """One collector seen as a registry, to render it alone with prometheus-client."""
-
-    def __init__(self, collector: Collector) -> None:
-        self._collector = collector
+    def __init__(self, collectors: list[Collector]) -> None:
+        self._collectors = collectors
 
     def collect(self) -> Iterable[Metric]:
-        return self._collector.collect()
+        for collector in self._collectors:
+            yield from collector.collect()
 
 
-def _version_1(version: str) -> bool:
-    return parse_version(version)[:1] == (1,)
+def _slow(collector: Collector) -> Collector:
+    return WithoutCreated(collector)
 
 
-def _format(encoder: Encoder) -> int | None:
-    """Which format the fast path renders for prometheus-client's chosen encoder, if any."""
-    if encoder is text_format.generate_latest:
-        return TEXT
-    if not isinstance(encoder, partial) or encoder.args:
-        return None
-    keywords = dict(encoder.keywords)
-    if keywords.pop("escaping", openmetrics.UNDERSCORES) not in PLAIN_ESCAPINGS:
-        return None
-    if encoder.func is text_format.generate_latest and not keywords:
-        return TEXT
-    version = keywords.pop("version", "1.0.0")
-    # Version 2 adds native histograms and may change more: left to prometheus-client.
-    if encoder.func is openmetrics.generate_latest and not keywords and _version_1(version):
-        return OPENMETRICS
+def _nothing() -> None:
     return None
 
 
 class Exposition:
-    """Renders a registry as prometheus-client would, reusing what did not change."""
+    """Renders a registry as prometheus-client would (without ``*_created``), fast while the
+    fast renderer is known to agree with it."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, fallen_back: Callable[[], object] = _nothing
+    ) -> None:
         self._registry = registry
-        self._families: dict[Collector, _Family] = {}
-        # Scrapes are already one at a time in the endpoint; this keeps the caches safe for
-        # any other caller.
+        self._cache: Any = _cache.Cache() if _cache is not None else None
+        self._fallen_back = fallen_back
+        # Scrapes are already one at a time in the endpoint; this keeps the cache safe for any
+        # other caller.
         self._lock = threading.Lock()
+        self._fast = True
+        self._check()
 
-    def render(self, accept: str) -> tuple[bytes, str]:
-        """The body for an Accept header and its content type, as prometheus-client chooses."""
-        encoder, content_type = text_format.choose_encoder(accept)
-        fmt = _format(encoder)
-        registry: Any = self._registry
-        if fmt is None or values.ValueClass is not values.MutexValue or registry._target_info:
-            return encoder(self._registry), content_type
-        with self._lock:
-            return self._render(encoder, fmt), content_type
+    @property
+    def fast(self) -> bool:
+        return self._fast
 
-    def _render(self, encoder: Encoder, fmt: int) -> bytes:
-        registry: Any = self._registry
-        with registry._lock:
-            collectors: list[Collector] = list(registry._collector_to_names)
-        created = client_metrics._use_created
-        families: dict[Collector, _Family] = {}
-        out: list[bytes] = []
-        for collector in collectors:
-            family = self._families.get(collector)
-            if family is None and type(collector) in KNOWN:
-                family = _Family(collector)  # type: ignore[arg-type]
-            if family is not None:
-                families[collector] = family
-                fast = family.plain and (family.kind == "gauge" or not created)
-                if fast and family.render(fmt, out):
-                    continue
-            body = encoder(_One(collector))
-            out.append(body[: -len(EOF)] if fmt == OPENMETRICS else body)
-        self._families = families
-        if fmt == OPENMETRICS:
-            out.append(EOF)
-        return b"".join(out)
+    def render(self, accept: str, names: list[str] | None = None) -> tuple[bytes, str]:
+        """The body for an Accept header (and ``name[]``), and its content type, as
+        prometheus-client chooses them."""
+        encoder, content_type = choose_encoder(accept)
+        if names:
+            # A restricted scrape is rare and small: prometheus-client renders it.
+            restricted = self._registry.restricted_registry(names)
+            return encoder(WithoutCreated(restricted)), content_type
+        if self._fast:
+            with self._lock:
+                body = self._render_fast(encoder)
+            if body is not None:
+                return body, content_type
+        return encoder(WithoutCreated(self._registry)), content_type
+
+    def _render_fast(self, encoder: Encoder) -> bytes | None:
+        assert _cache is not None  # checked at start
+        try:
+            fmt = _cache.fast_format(encoder, self._registry)
+            if fmt is None:
+                return None
+            collectors = _cache.collectors_of(self._registry)
+            body: bytes = self._cache.render(collectors, encoder, fmt, _slow)
+            return body
+        except Exception as error:
+            # Anything at all: the renderer's guesses about prometheus-client no longer hold.
+            self._fall_back(f"{type(error).__name__}: {error}")
+            return None
+
+    def _check(self) -> None:
+        """Compare both renderings of the live registry and of the probe, in both formats."""
+        if _cache is None:
+            self._fall_back(_CACHE_UNAVAILABLE)
+            return
+        try:
+            for registry in (_probe(), self._registry):
+                for accept in ("", OPENMETRICS_ACCEPT):
+                    encoder, _ = choose_encoder(accept)
+                    fmt = _cache.fast_format(encoder, registry)
+                    if fmt is None:
+                        continue
+                    # Only what the fast path renders itself: the other collectors (process
+                    # figures) are prometheus-client's both ways, and move between two calls.
+                    mine = _cache.known(_cache.collectors_of(registry))
+                    fast = _cache.Cache().render(mine, encoder, fmt, _slow)
+                    if fast != encoder(WithoutCreated(Collectors(mine))):
+                        self._fall_back("its rendering differs from prometheus-client's")
+                        return
+        except Exception as error:
+            self._fall_back(f"{type(error).__name__}: {error}")
+
+    def _fall_back(self, reason: str) -> None:
+        if not self._fast:
+            return
+        self._fast = False
+        self._cache = None
+        self._fallen_back()
+        logs.warning(
+            "/metrics is rendered by prometheus-client from now on: the fast renderer does "
+            "not fit this prometheus-client",
+            reason=reason,
+        )
+
+
+def _probe() -> CollectorRegistry:
+    """A registry holding what the live one may hold later: escapes, exemplars, odd floats, a
+    gauge given a function, histograms labelled on either side of ``le``."""
+    registry = CollectorRegistry()
+    counter = Counter(
+        "probe_events", 'A counter\\ with "quotes"\nand lines.', ["a"], registry=registry
+    )
+    counter.labels('quote " back\\slash new\nline ünï').inc(3)
+    counter.labels("exemplar").inc(1.5, {"sha": 'a"b\\c\nd'})
+    Counter("probe_plain", "An unlabelled counter.", registry=registry).inc(1e300)
+    gauge = Gauge("probe_gauge", "A gauge.", ["a"], unit="seconds", registry=registry)
+    for i, value in enumerate((math.inf, -math.inf, math.nan, -0.0, 1234567.0, 1.5e-300)):
+        gauge.labels(str(i)).set(value)
+    Gauge("probe_computed", "A gauge given a function.", registry=registry).set_function(
+        lambda: 7.0
+    )
+    histogram = Histogram(
+        "probe_seconds", "A histogram.", ["a", "z"], buckets=(0.5, 60), registry=registry
+    )
+    histogram.labels("x", "y").observe(30, {"trace": "1"})
+    histogram.labels("x", "y").observe(90)
+    Histogram(
+        "probe_below_zero", "Negative buckets: no sum.", buckets=(-1, 0), registry=registry
+    ).observe(-5)
+    return registry

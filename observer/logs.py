@@ -1,8 +1,14 @@
-"""Structured logs: one JSON object a line, on standard output."""
+"""Structured logs: one JSON object a line, on standard output, written by a listener thread.
+
+Formatting and writing a line costs more than the rest of a webhook delivery's work: the event
+loop only builds the record and puts it on a bounded queue (the stdlib's ``QueueHandler``), and a
+``QueueListener`` thread formats and writes. ``writing()`` starts it and stops it; the serve
+function holds it for as long as it serves.
+"""
 
 from __future__ import annotations
 
-import atexit
+import collections
 import contextlib
 import json
 import logging
@@ -11,284 +17,241 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from logging.handlers import QueueHandler
-from typing import Any, NamedTuple, TextIO, TypeAlias
+from logging.handlers import QueueHandler, QueueListener
+from typing import Any, TextIO
 
 LOGGER = logging.getLogger("observer")
-_writer: _Writer | None = None
-# The handler configure() put behind the service's logger, and the writer's queue.
-_handoff: _Handoff | None = None
-_queued: queue.SimpleQueue[_Queued] | None = None
-# How long the writer lets lines gather before writing them: the most a line is late.
+# The loggers whose lines go through the listener.
+LOGGERS = ("observer", "uvicorn", "uvicorn.error")
+# How long the listener lets lines gather before writing them: the most a line is late.
 WRITE_PAUSE = 0.02
-# The most lines waiting for the writer. Past it a line is dropped rather than queued, so that
+# The most lines waiting for the listener. Past it a line is dropped rather than queued, so that
 # a standard output that blocks (a pipe nobody reads, a stalled log collector) costs lines, not
 # memory without end nor a stalled event loop. 10,000 lines are about two seconds of deliveries
 # at full speed, enough to ride out a collector's hiccup, and at most about 10 MiB (a waiting
 # line holds up to ~1 KiB).
 QUEUE_LIMIT = 10_000
-# How long the exit waits for the writer to empty the queue. Well under any orchestrator's grace
-# period, long enough for a slow but moving log collector to take the last lines.
+# How long the exit waits for the listener to empty the queue. Well under any orchestrator's
+# grace period, long enough for a slow but moving log collector to take the last lines.
 STOP_TIMEOUT = 5.0
-# Lines dropped since the process started (what /metrics shows) and since the writer last said so.
-_dropped = 0
-_dropped_reported = 0
-
+DROPPED = "log lines dropped: standard output did not keep up"
 
 # json.dumps with an argument builds an encoder per call; one is enough.
 _ENCODER = json.JSONEncoder(default=str)
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__()
+        # The second last formatted, and its text: the date and time to the second change once
+        # a second, not once a line. Only the listener's thread formats.
+        self._second: tuple[int, str] = (-1, "")
+
     def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self._stamp(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         fields = getattr(record, "fields", None)
-        return _json_line(
-            record.created,
-            record.levelname.lower(),
-            record.name,
-            record.getMessage(),
-            fields if isinstance(fields, dict) else None,
-            self.formatException(record.exc_info) if record.exc_info else None,
-        )
+        if isinstance(fields, dict) and fields:
+            entry.update(fields)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return _ENCODER.encode(entry)
+
+    def _stamp(self, created: float) -> str:
+        """``datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")``, cheaper.
+
+        The fraction is rounded to microseconds as datetime rounds it, then cut to milliseconds
+        as isoformat cuts it.
+        """
+        fraction, whole = math.modf(created)
+        micro = round(fraction * 1e6)
+        if micro >= 1_000_000:
+            whole, micro = whole + 1, micro - 1_000_000
+        second = int(whole)
+        if self._second[0] != second or micro < 0:
+            if micro < 0:  # before 1970: not worth keeping
+                return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+            self._second = (second, datetime.fromtimestamp(second, UTC).isoformat()[:19])
+        return f"{self._second[1]}.{micro // 1000:03d}+00:00"
 
 
-def _json_line(
-    created: float,
-    level: str,
-    logger: str,
-    message: str,
-    fields: dict[str, Any] | None,
-    exception: str | None = None,
-) -> str:
-    entry: dict[str, Any] = {
-        "time": _stamp(created),
-        "level": level,
-        "logger": logger,
-        "message": message,
-    }
-    if fields:
-        entry.update(fields)
-    if exception is not None:
-        entry["exception"] = exception
-    return _ENCODER.encode(entry)
-
-
-def _stamp(created: float) -> str:
-    """``datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")``, cheaper.
-
-    The date and time to the second change once a second, not once a line: they are formatted
-    once and kept. The fraction is rounded to microseconds as datetime rounds it, then cut to
-    milliseconds as isoformat cuts it.
-    """
-    global _second
-    fraction, whole = math.modf(created)
-    micro = round(fraction * 1e6)
-    if micro >= 1_000_000:
-        whole, micro = whole + 1, micro - 1_000_000
-    second = int(whole)
-    if _second[0] != second or micro < 0:
-        if micro < 0:  # before 1970: not worth keeping
-            return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
-        _second = (second, datetime.fromtimestamp(second, UTC).isoformat()[:19])
-    return f"{_second[1]}.{micro // 1000:03d}+00:00"
-
-
-# The second _stamp formatted last, and its text: only the writer's thread formats lines.
-_second: tuple[int, str] = (-1, "")
-
-
-class _Line(NamedTuple):
-    """A line of the service's own, queued as it is: the writer formats it as a record's.
-
-    Building a LogRecord and passing it down the logger's handlers costs the event loop more
-    than the rest of the log line's work; once configure() has put the writer alone behind
-    the service's logger, nothing else would see that record.
-    """
-
-    created: float
-    level: int
-    message: str
-    fields: dict[str, Any]
-
-    def text(self) -> str:
-        return _json_line(
-            self.created, _LEVEL_NAMES[self.level], LOGGER.name, self.message, self.fields
-        )
-
-
-_LEVEL_NAMES = {logging.INFO: "info", logging.WARNING: "warning"}
-# What the writer's queue holds: None asks it to stop.
-_Queued: TypeAlias = logging.LogRecord | _Line | None
-
-
-class _Handoff(QueueHandler):
-    """Hands records as they are to the writer's thread, which formats and writes them.
+class Handoff(QueueHandler):
+    """Puts records on the bounded queue as they are; a record past its bound is dropped, and
+    counted.
 
     QueueHandler's own ``prepare`` formats the message on the caller's thread, the event loop,
-    and drops ``exc_info``; the record stays in this process, so it needs neither. Nothing is
-    shared with the writer but the queue, which has its own lock: the handler's lock is not
-    taken.
+    and drops ``exc_info``: the record stays in this process, so it needs neither. The queue
+    has its own lock, so the handler's is not taken.
     """
 
-    def __init__(self, records: queue.SimpleQueue[_Queued]) -> None:
+    def __init__(self, records: queue.SimpleQueue[Any]) -> None:
         super().__init__(records)
         self._records = records
+        # Read by /metrics (observer_log_lines_dropped_total) and by the listener's warning.
+        # Threads other than the loop log rarely: a drop counted by two at once may be lost.
+        self.dropped = 0
 
     def handle(self, record: logging.LogRecord) -> bool:
         passed = self.filter(record)
         if passed:
-            _enqueue(self._records, record)
+            self.emit(record)
         return bool(passed)
 
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
 
-def _enqueue(records: queue.SimpleQueue[_Queued], item: logging.LogRecord | _Line) -> None:
-    # SimpleQueue has no bound of its own, and queue.Queue's costs every line a condition
-    # variable: its size is read instead. Threads other than the loop log rarely, so the bound
-    # may be passed by a line or two, and a drop counted by two threads at once lost.
-    global _dropped
-    if records.qsize() >= QUEUE_LIMIT:
-        _dropped += 1
-    else:
-        records.put_nowait(item)
-
-
-def lines_dropped() -> int:
-    """Log lines dropped because the writer's queue was full, since the process started."""
-    return _dropped
+    def enqueue(self, record: logging.LogRecord) -> None:
+        # The bound is kept here: queue.Queue's own costs every line a condition variable, and
+        # the listener a wake-up; SimpleQueue's size is read instead. Threads other than the
+        # loop log rarely, so the bound may be passed by a line or two.
+        if self._records.qsize() >= QUEUE_LIMIT:
+            self.dropped += 1
+        else:
+            self._records.put_nowait(record)
 
 
-class _Writer:
-    """Formats and writes queued records on its own thread, a batch at a time.
+class _Output(logging.StreamHandler[TextIO]):
+    """Formats the listener's records, and writes their lines when the listener has caught up.
 
-    Woken for every record, the thread would take the interpreter lock from the event loop
-    each time the loop lets go of it (hashing a body, writing to a socket) and hold it for as
-    long as there are records: the loop's work waits behind log lines. Pausing after the first
-    record of a batch lets a burst gather, so there is one wake-up and one write for many lines;
-    a line is written at most ``pause`` seconds after it was logged.
+    Once it has caught up, it also says how many lines were dropped since it last said so.
     """
 
-    def __init__(
-        self,
-        records: queue.SimpleQueue[_Queued],
-        output: logging.StreamHandler[TextIO],
-        pause: float,
-    ) -> None:
+    def __init__(self, stream: TextIO, handoff: Handoff) -> None:
+        super().__init__(stream)
+        self.setFormatter(JsonFormatter())
+        self._handoff = handoff
+        self._lines: list[str] = []
+        self._reported = 0
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # Only the listener's thread writes, so the handler's lock is not taken: held while a
+        # write blocks on an output that does not drain, it would hold logging's own flush of
+        # every handler at exit.
+        passed = self.filter(record)
+        if passed:
+            self.emit(record)
+        return bool(passed)
+
+    def flush(self) -> None:
+        """Nothing: the listener's thread writes and flushes; a flush from another thread (at
+        exit) would wait on an output that does not drain."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.append(self.format(record) + self.terminator)
+        except Exception:
+            self.handleError(record)
+
+    def write_pending(self) -> None:
+        lines, self._lines = self._lines, []
+        dropped = self._handoff.dropped
+        if dropped != self._reported and LOGGER.isEnabledFor(logging.WARNING):
+            fields = {"dropped": dropped - self._reported, "queue_limit": QUEUE_LIMIT}
+            warning = LOGGER.makeRecord(
+                LOGGER.name, logging.WARNING, "", 0, DROPPED, (), None, extra={"fields": fields}
+            )
+            lines.append(self.format(warning) + self.terminator)
+            self._reported = dropped
+        if lines:
+            try:
+                self.stream.write("".join(lines))
+                self.stream.flush()
+            except Exception:
+                sys.stderr.write("observer: log lines could not be written\n")
+
+
+class _Listener(QueueListener):
+    """The stdlib's listener, taking the queue a batch at a time, and whose stop does not hold
+    the exit on an output that never drains.
+
+    Woken for every record, the thread would take the interpreter lock from the event loop each
+    time the loop lets go of it (hashing a body, writing to a socket) and hold it for as long as
+    there are records. Pausing after the first record of a batch lets a burst gather, so there
+    is one wake-up and one write for many lines; a line is written at most ``WRITE_PAUSE`` late.
+    """
+
+    def __init__(self, records: queue.SimpleQueue[Any], output: _Output) -> None:
+        super().__init__(records, output)
         self._records = records
         self._output = output
-        self._pause = pause
-        self._thread = threading.Thread(target=self._run, name="log writer", daemon=True)
+        self._batch: collections.deque[Any] = collections.deque()
 
-    def start(self) -> None:
-        self._thread.start()
+    def dequeue(self, block: bool) -> Any:
+        if not self._batch:
+            # Caught up: what was formatted is written before waiting for more.
+            self._output.write_pending()
+            self._batch.append(self._records.get(block))
+            time.sleep(WRITE_PAUSE)
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._batch.append(self._records.get_nowait())
+        return self._batch.popleft()
+
+    def handle(self, record: logging.LogRecord) -> None:
+        self._output.handle(record)
 
     def stop(self) -> None:
         """Write everything logged before this call, then end the thread.
 
         An output that never drains (a pipe nobody reads) must not hold the exit: past
-        ``STOP_TIMEOUT`` the lines still queued are lost with the daemon thread.
+        ``STOP_TIMEOUT`` the lines still queued are lost with the listener's daemon thread.
         """
-        self._records.put_nowait(None)
-        self._thread.join(STOP_TIMEOUT)
+        stopping = threading.Thread(target=self._stop, name="log listener stop", daemon=True)
+        stopping.start()
+        stopping.join(STOP_TIMEOUT)
 
-    def _run(self) -> None:
-        while True:
-            batch = [self._records.get()]
-            time.sleep(self._pause)
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    batch.append(self._records.get_nowait())
-            going_on = self._write(batch)
-            # The queue was drained: the writer has caught up, and says what it could not write.
-            self._report_dropped()
-            if not going_on:
-                return
-
-    def _write(self, batch: list[_Queued]) -> bool:
-        """Write the batch's lines up to the stop marker; False once it is reached."""
-        items: list[logging.LogRecord | _Line] = []
-        for item in batch:
-            if item is None:
-                break
-            items.append(item)
-        lines = []
-        for item in items:
-            try:
-                text = item.text() if isinstance(item, _Line) else self._output.format(item)
-            except Exception:
-                self._output.handleError(_record(item))
-            else:
-                lines.append(text + self._output.terminator)
-        if lines:
-            try:
-                self._output.stream.write("".join(lines))
-                self._output.flush()
-            except Exception:
-                self._output.handleError(_record(items[0]))
-        return len(items) == len(batch)
-
-    def _report_dropped(self) -> None:
-        global _dropped_reported
-        dropped = _dropped
-        if dropped == _dropped_reported or not LOGGER.isEnabledFor(logging.WARNING):
-            return
-        line = _Line(
-            time.time(),
-            logging.WARNING,
-            "log lines dropped: standard output did not keep up",
-            {"dropped": dropped - _dropped_reported, "queue_limit": QUEUE_LIMIT},
-        )
-        _dropped_reported = dropped
-        self._write([line])
+    def _stop(self) -> None:
+        super().stop()
+        for handler in self.handlers:
+            if isinstance(handler, _Output):
+                handler.write_pending()
 
 
-def _record(item: logging.LogRecord | _Line) -> logging.LogRecord:
-    """A record for logging's own report of a line that could not be written."""
-    if isinstance(item, logging.LogRecord):
-        return item
-    return LOGGER.makeRecord(
-        LOGGER.name, item.level, "", 0, item.message, (), None, extra={"fields": item.fields}
-    )
-
-
-def configure(level: str) -> None:
-    """Send the service's and uvicorn's logs through one JSON handler, on its own thread.
-
-    Formatting and writing a line costs more than the rest of a webhook delivery's work; on a
-    thread the event loop only builds the record and enqueues it. The thread drains the queue
-    at exit, so lines logged while stopping are still written.
-    """
-    global _writer, _handoff, _queued
-    stop()
-    output = logging.StreamHandler(sys.stdout)
-    output.setFormatter(JsonFormatter())
-    records: queue.SimpleQueue[_Queued] = queue.SimpleQueue()
-    handler = _Handoff(records)
+@contextlib.contextmanager
+def writing(level: str, stream: TextIO | None = None) -> Iterator[Handoff]:
+    """Send the service's and uvicorn's logs through one JSON listener until the block ends,
+    then write what is queued."""
+    records: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    handoff = Handoff(records)
+    output = _Output(stream if stream is not None else sys.stdout, handoff)
     # The JSON line names neither source file, thread nor process: finding them on every record
     # is work for nothing (the logging HOWTO's "Optimization" section).
     logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    for name in ("observer", "uvicorn", "uvicorn.error"):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = [handler]
-        logger.setLevel(level.upper())
-        logger.propagate = False
-    _writer = _Writer(records, output, WRITE_PAUSE)
-    _handoff, _queued = handler, records
-    _writer.start()
-    atexit.unregister(stop)
-    atexit.register(stop)
+    kept = {name: _replace(logging.getLogger(name), handoff, level) for name in LOGGERS}
+    listener = _Listener(records, output)
+    listener.start()
+    try:
+        yield handoff
+    finally:
+        listener.stop()
+        for name, (handlers, propagate) in kept.items():
+            logger = logging.getLogger(name)
+            logger.handlers[:] = handlers
+            logger.propagate = propagate
 
 
-def stop() -> None:
-    """Write what is queued and end the thread; a no-op when not started."""
-    global _writer, _handoff, _queued
-    _handoff, _queued = None, None
-    if _writer is not None:
-        _writer.stop()
-        _writer = None
+def _replace(
+    logger: logging.Logger, handler: logging.Handler, level: str
+) -> tuple[list[logging.Handler], bool]:
+    kept = (list(logger.handlers), logger.propagate)
+    logger.handlers[:] = [handler]
+    logger.setLevel(level.upper())
+    logger.propagate = False
+    return kept
+
+
+def lines_dropped() -> int:
+    """Log lines dropped because the listener's queue was full, since logging started."""
+    return sum(handler.dropped for handler in LOGGER.handlers if isinstance(handler, Handoff))
 
 
 def event(message: str, **fields: Any) -> None:
@@ -307,16 +270,9 @@ def request(status: int, message: str, /, **fields: Any) -> None:
 
 
 def _log(level: int, message: str, fields: dict[str, Any]) -> None:
-    handlers = LOGGER.handlers
-    if (
-        _queued is not None
-        and len(handlers) == 1
-        and handlers[0] is _handoff
-        and not LOGGER.filters
-        and not LOGGER.disabled
-    ):
-        # Only the writer would see the record: it gets the line without one.
-        if LOGGER.isEnabledFor(level):
-            _enqueue(_queued, _Line(time.time(), level, message, fields))
-        return
-    LOGGER.log(level, message, extra={"fields": fields})
+    # What LOGGER.log(level, message, extra={"fields": fields}) does, without looking for a
+    # caller the JSON line does not name, nor copying ``extra`` key by key: a line a delivery.
+    if LOGGER.isEnabledFor(level):
+        record = logging.LogRecord(LOGGER.name, level, "", 0, message, None, None)
+        record.fields = fields
+        LOGGER.handle(record)

@@ -15,7 +15,6 @@ from prometheus_client import (
     Info,
     PlatformCollector,
     ProcessCollector,
-    disable_created_metrics,
 )
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -149,6 +148,12 @@ class Metrics:
             buckets=REQUEST_BUCKETS,
             registry=registry,
         )
+        self.unexpected_errors = Counter(
+            "observer_unexpected_errors_total",
+            "Requests to any endpoint that failed with an unexpected error: answered 500, and "
+            "logged with the traceback.",
+            registry=registry,
+        )
         self.labels_folded = Counter(
             "observer_label_values_folded_total",
             "Events whose label value was folded into 'other' because its cap was reached.",
@@ -255,6 +260,12 @@ class Metrics:
         )
 
         self.log_lines_dropped = LogLinesDropped(registry)
+        self.exposition_fallbacks = Counter(
+            "observer_exposition_fallbacks_total",
+            "Times /metrics left its fast renderer for prometheus-client's own, for the rest of "
+            "the process, because the two disagreed or the fast one failed.",
+            registry=registry,
+        )
 
         self._teams_and_activity(registry)
         self._initialise_known_labels()
@@ -267,9 +278,6 @@ class Metrics:
         PlatformCollector(registry=self.registry)
         if GC_COLLECTOR is not None:
             GCCollector(registry=self.registry)
-        # A *_created series per counter and histogram doubles the exposition for a value no
-        # shipped rule or dashboard reads; prometheus-client only offers this switch globally.
-        disable_created_metrics()  # type: ignore[no-untyped-call]
 
     def _teams_and_activity(self, registry: CollectorRegistry) -> None:
         # Teams, reviews, rework and surveys: by repository or team, never by person.
@@ -397,10 +405,10 @@ class LastReported(Collector):
 
 
 class LogLinesDropped(Collector):
-    """The log lines the process dropped, read from the log writer's own count.
+    """The log lines the process dropped, read from the log handler's own count.
 
-    The writer is one per process and outlives any registry, so its count is read at scrape time
-    rather than copied into a counter of this registry.
+    The handler belongs to the serve function and to logging, not to a registry, so its count is
+    read at scrape time rather than copied into a counter of this registry.
     """
 
     NAME = "observer_log_lines_dropped"

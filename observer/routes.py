@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.exposition import gzip_accepted
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -93,9 +93,9 @@ class MetricsEndpoint:
         registry: CollectorRegistry,
         before: Callable[[], object] = lambda: None,
         scrapes: Scrapes | None = None,
+        fallen_back: Callable[[], object] = lambda: None,
     ) -> None:
-        self._registry = registry
-        self._exposition = Exposition(registry)
+        self._exposition = Exposition(registry, fallen_back)
         # A stopping server waits for a scrape that starts after the last count.
         self._scrapes = scrapes if scrapes is not None else Scrapes()
         # Brings series that follow a file (team ownership) up to date before each scrape.
@@ -113,7 +113,6 @@ class MetricsEndpoint:
             body, headers = await asyncio.to_thread(
                 _render,
                 self._exposition,
-                self._registry,
                 ",".join(request.headers.getlist("accept")),
                 ",".join(request.headers.getlist("accept-encoding")),
                 names,
@@ -122,18 +121,9 @@ class MetricsEndpoint:
 
 
 def _render(
-    exposition: Exposition,
-    registry: CollectorRegistry,
-    accept: str,
-    accept_encoding: str,
-    names: list[str],
+    exposition: Exposition, accept: str, accept_encoding: str, names: list[str]
 ) -> tuple[bytes, dict[str, str]]:
-    if names:
-        # A restricted scrape is rare and small: prometheus-client renders it.
-        encoder, content_type = choose_encoder(accept)
-        body = encoder(registry.restricted_registry(names))
-    else:
-        body, content_type = exposition.render(accept)
+    body, content_type = exposition.render(accept, names)
     headers = {"Content-Type": content_type}
     if gzip_accepted(accept_encoding):
         # zlib lets go of the GIL while it compresses, so this does not slow the event loop.
@@ -191,7 +181,12 @@ class Endpoints:
             Route("/api/event", self.api_event, methods=["POST"]),
             Route(
                 "/metrics",
-                MetricsEndpoint(self._metrics.registry, self._before_scrape, self._scrapes),
+                MetricsEndpoint(
+                    self._metrics.registry,
+                    self._before_scrape,
+                    self._scrapes,
+                    self._metrics.exposition_fallbacks.inc,
+                ),
             ),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),

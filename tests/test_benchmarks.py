@@ -34,9 +34,21 @@ def test_the_exposition_benchmark_renders_both_ways() -> None:
     assert "OM+gzip" in shown
 
 
+def test_the_log_line_benchmark_writes_every_line() -> None:
+    assert "0 dropped" in run("benchmarks/log_lines.py", "--lines", "400", "--rounds", "1")
+
+
 @pytest.mark.parametrize(
     "script",
-    ["throughput.py", "memory.py", "teams.py", "state_size.py", "exposition.py", "soak.py"],
+    [
+        "throughput.py",
+        "memory.py",
+        "teams.py",
+        "state_size.py",
+        "exposition.py",
+        "soak.py",
+        "log_lines.py",
+    ],
 )
 def test_every_benchmark_starts(script: str) -> None:
     assert "usage:" in run(f"benchmarks/{script}", "--help")

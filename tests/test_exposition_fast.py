@@ -12,12 +12,11 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import (
     CollectorRegistry,
+    Counter,
     Gauge,
     GCCollector,
     ProcessCollector,
     Summary,
-    disable_created_metrics,
-    enable_created_metrics,
     generate_latest,
 )
 from prometheus_client.exposition import choose_encoder
@@ -26,7 +25,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.registry import Collector
 
-from observer.exposition import Exposition
+from observer.exposition import Exposition, WithoutCreated
 from observer.metrics import Metrics
 from tests.conftest import Service
 from tests.exposition import Exposition as Scraped
@@ -67,10 +66,13 @@ def _populate(metrics: Metrics) -> None:
 
 
 def _assert_same(exposition: Exposition, registry: CollectorRegistry) -> None:
+    # prometheus-client's rendering, less the *_created series the service leaves out.
+    shown = WithoutCreated(registry)
     text, text_type = exposition.render("")
-    assert (text, text_type) == (generate_latest(registry), choose_encoder("")[1])
+    assert (text, text_type) == (generate_latest(shown), choose_encoder("")[1])
     om, om_type = exposition.render(OPENMETRICS)
-    assert (om, om_type) == (generate_openmetrics(registry), choose_encoder(OPENMETRICS)[1])
+    assert (om, om_type) == (generate_openmetrics(shown), choose_encoder(OPENMETRICS)[1])
+    assert exposition.fast
 
 
 @pytest.fixture
@@ -175,7 +177,8 @@ def test_prometheus_accept_headers_get_prometheus_clients_answer(metrics: Metric
         "text/html",
     ):
         encoder, content_type = choose_encoder(accept)
-        assert exposition.render(accept) == (encoder(metrics.registry), content_type), accept
+        expected = (encoder(WithoutCreated(metrics.registry)), content_type)
+        assert exposition.render(accept) == expected, accept
 
 
 class _Custom(Collector):
@@ -208,16 +211,17 @@ def test_metrics_it_does_not_know_still_render(metrics: Metrics) -> None:
         assert line in text
 
 
-def test_created_series_still_render_when_switched_back_on(metrics: Metrics) -> None:
+def test_created_series_are_left_out_of_this_exposition_only(metrics: Metrics) -> None:
+    other = CollectorRegistry()
+    Counter("other_jobs", "A counter of another registry in the process.", registry=other).inc()
     exposition = Exposition(metrics.registry)
-    exposition.render("")
-    enable_created_metrics()  # type: ignore[no-untyped-call]
-    try:
-        _assert_same(exposition, metrics.registry)
-        assert b"dora_deployments_created{" in exposition.render("")[0]
-    finally:
-        disable_created_metrics()  # type: ignore[no-untyped-call]
-    _assert_same(exposition, metrics.registry)
+    for accept in ("", OPENMETRICS):
+        assert b"_created" not in exposition.render(accept)[0]
+    # The service's choice does not reach the other registries of the process.
+    assert "other_jobs_created" in generate_latest(other).decode()
+    assert "other_jobs_created" in generate_openmetrics(other).decode()
+    names = {sample.name for family in metrics.registry.collect() for sample in family.samples}
+    assert "dora_deployments_created" in names
 
 
 def test_series_added_while_rendering_do_not_break_the_scrape(metrics: Metrics) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging.handlers
 import signal
 import socket
 import subprocess
@@ -12,23 +14,25 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
+from observer import logs
 from tests.processes import start_observer
 
 PROGRAM = """
 import logging, sys
 from observer import logs
-logs.configure(sys.argv[1])
-logs.event("started", mode="memory")
-logs.request(200, "webhook delivery", delivery="d-1", result="accepted")
-logs.request(401, "webhook delivery", delivery="d-2", result="unauthorized")
-try:
-    raise ValueError("boom")
-except ValueError:
-    logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
-for index in range(1000):
-    logs.event("many", index=index)
-raise SystemExit(0)
+with logs.writing(sys.argv[1]):
+    logs.event("started", mode="memory")
+    logs.request(200, "webhook delivery", delivery="d-1", result="accepted")
+    logs.request(401, "webhook delivery", delivery="d-2", result="unauthorized")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
+    for index in range(1000):
+        logs.event("many", index=index)
+    raise SystemExit(0)
 """
 
 
@@ -73,8 +77,8 @@ def test_refusals_show_at_warning_and_the_rest_does_not() -> None:
 def test_lines_are_written_while_the_process_runs() -> None:
     # Batched lines still come out while the service is serving, not only when it stops.
     program = (
-        "import sys\nfrom observer import logs\nlogs.configure('info')\n"
-        "logs.event('serving')\nsys.stdin.read()\n"
+        "import sys\nfrom observer import logs\nwith logs.writing('info'):\n"
+        "    logs.event('serving')\n    sys.stdin.read()\n"
     )
     process = subprocess.Popen(
         [sys.executable, "-c", program],
@@ -129,14 +133,19 @@ def test_a_standard_output_nobody_reads_costs_log_lines_not_memory_nor_answers()
     assert written + sum(line["dropped"] for line in warnings) >= DELIVERIES + 2_000
 
 
+# Not a measure of the exit: how long a test waits for a process that would otherwise never end.
+HANG = 120
+
+
 def test_a_standard_output_nobody_reads_does_not_hold_the_exit() -> None:
     with start_observer(output=subprocess.PIPE) as observer:
         send_unsigned(observer.port, 20_000)  # the pipe is full and lines are waiting
+        # This scrape has every count: the stop does not wait for another.
+        assert _metric(observer.url, "observer_log_lines_dropped_total") > 0
         observer.process.send_signal(signal.SIGTERM)
-        httpx.get(f"{observer.url}/metrics", timeout=5.0)  # the final scrape it waits for
-        # The writer gives up on the lines it cannot write after 5 s; without that bound the
-        # process waits on the pipe until it is killed.
-        assert observer.process.wait(timeout=12) == 0
+        # The listener gives up on the lines it cannot write; without that bound the process
+        # waits on the pipe until it is killed. Nobody has read the pipe: it exits on its own.
+        assert observer.process.wait(timeout=HANG) == 0
 
 
 ANSWER = b"HTTP/1.1 401 "
@@ -172,3 +181,50 @@ def _metric(url: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"no {name}")
+
+
+class _Gate(io.StringIO):
+    """An output whose first write waits until the test lets it go, as a stalled pipe does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = threading.Event()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        if not self.release.is_set():
+            self.writing.set()
+            assert self.release.wait(HANG)
+        return super().write(text)
+
+
+def test_the_listener_is_the_serve_functions_and_counts_what_its_full_queue_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(logs, "QUEUE_LIMIT", 10)
+    gate = _Gate()
+    before = list(logs.LOGGER.handlers), logs.LOGGER.propagate
+    threads = threading.active_count()
+    with logs.writing("info", stream=gate) as handoff:
+        assert isinstance(handoff, logging.handlers.QueueHandler)
+        logs.event("first")
+        assert gate.writing.wait(HANG)  # the listener holds "first", stuck in the write
+        for index in range(13):  # ten fit in the queue, three do not
+            logs.event("queued", index=index)
+        assert handoff.dropped == logs.lines_dropped() == 3
+        gate.release.set()
+    # Stopped with the block: every line queued was written, then the warning.
+    assert (list(logs.LOGGER.handlers), logs.LOGGER.propagate) == before
+    assert threading.active_count() == threads
+    lines = [json.loads(line) for line in gate.getvalue().splitlines()]
+    assert [line["message"] for line in lines[:11]] == ["first"] + ["queued"] * 10
+    assert [line.get("index") for line in lines[1:11]] == list(range(10))
+    assert lines[11] | {"time": None} == {
+        "time": None,
+        "level": "warning",
+        "logger": "observer",
+        "message": "log lines dropped: standard output did not keep up",
+        "dropped": 3,
+        "queue_limit": 10,
+    }
+    assert len(lines) == 12
