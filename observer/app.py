@@ -15,7 +15,7 @@ import httpx
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
-from observer import logs
+from observer import first_review, logs
 from observer.activity import Activity
 from observer.deploy_workflows import DeployWorkflows
 from observer.dispatch import Observer
@@ -86,7 +86,9 @@ def create_app(
                 concurrency=settings.enrichment_concurrency,
                 settle=settings.settle_seconds,
                 ledger=ledger,
+                jobs={first_review.PREFIX: activity.first_reviews.decide},
             )
+            activity.first_reviews.wake = enrichment.wake
             recorder = Recorder(
                 metrics,
                 store,
