@@ -22,6 +22,8 @@ from observer.state.doubt import Ledger
 # The prefix of a first review's key in the store's ``pending`` kind; a history's key is
 # "owner/name environment", and an owner never holds a colon.
 PREFIX = "review:"
+# The places in a candidate: [submitted, start, repository label, team labels, decided].
+SUBMITTED, START, REPOSITORY, TEAMS, DECIDED = range(5)
 MAX_COMMIT_ATTEMPTS = 20
 
 
@@ -62,18 +64,19 @@ class FirstReviews:
         # Decided by an earlier version, which kept only this mark: observed already.
         if await unit.contains("event", f"first_review:{pull_request_id}"):
             return
-        proposed = {
-            "submitted": submitted,
-            "start": start,
-            "repository": repository,
-            "teams": {team: weight for team, weight in teams.items() if weight > 0},
-            "decided": False,
-        }
+        # A list, not an object: one is kept per pull request reviewed (CACHE_SIZE of them).
+        proposed = [
+            submitted,
+            start,
+            repository,
+            sorted(team for team, weight in teams.items() if weight > 0),
+            False,
+        ]
 
         def keep(known: Any) -> tuple[Any, bool]:
-            if not isinstance(known, dict):
+            if not isinstance(known, list):
                 return proposed, True
-            if known.get("decided") or float(known["submitted"]) <= submitted:
+            if known[DECIDED] or float(known[SUBMITTED]) <= submitted:
                 return known, False
             return proposed, False
 
@@ -100,19 +103,19 @@ class FirstReviews:
             # CONFLICT: a review arrived meanwhile (an earlier one, perhaps): decide again.
         raise StoreUnavailable(f"state store: first review {name} kept changing")
 
-    def _observer(self, decided: dict[str, Any]) -> Callable[[], None]:
-        waited = max(float(decided["submitted"]) - float(decided["start"]), 0.0)
+    def _observer(self, decided: list[Any]) -> Callable[[], None]:
+        waited = max(float(decided[SUBMITTED]) - float(decided[START]), 0.0)
 
         def observe() -> None:
-            self._metrics.pull_request_first_review.labels(decided["repository"]).observe(waited)
-            for team in decided["teams"]:
+            self._metrics.pull_request_first_review.labels(decided[REPOSITORY]).observe(waited)
+            for team in decided[TEAMS]:
                 self._metrics.team_pull_request_first_review.labels(team).observe(waited)
 
         return observe
 
 
-def _decide(known: Any) -> tuple[Any, dict[str, Any] | None]:
+def _decide(known: Any) -> tuple[Any, list[Any] | None]:
     """Mark the candidate decided; the candidate to observe, or None (decided, or expired)."""
-    if not isinstance(known, dict) or known.get("decided"):
+    if not isinstance(known, list) or known[DECIDED]:
         return known, None
-    return {**known, "decided": True}, known
+    return [*known[:DECIDED], True], known

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client import CollectorRegistry, generate_latest
+from starlette.testclient import TestClient
 
-from tests.conftest import SECRET, Service
+from observer.app import create_app
+from tests.conftest import SECRET, Service, make_settings
 from tests.exposition import Exposition
 from tests.payloads import members, review, write_teams
 from tests.processes import ObserverProcess, start_observer
@@ -132,6 +135,21 @@ def test_the_team_histogram_follows_the_earliest_review(start: Start, tmp_path: 
     metrics = decided(service, team="payments")
     assert metrics.get(f"{TEAM_FIRST}_count", team="payments") == 1
     assert metrics.get(f"{TEAM_FIRST}_sum", team="payments") == 3600
+    assert metrics.get(f"{FIRST}_sum", repository=REPO) == 3600
+
+
+def test_in_memory_a_first_review_waiting_at_shutdown_is_decided_then() -> None:
+    """Process memory does not outlive the process: as with lead time, the waiting decision is
+    taken at the stop signal rather than lost."""
+    registry = CollectorRegistry()
+    settings = make_settings(settle_seconds=3600)
+    with TestClient(create_app(settings, registry)) as client:
+        service = Service(client, settings)
+        submitted(service, "hubot", "2026-11-20T14:00:00Z", pr_id=308, state="commented")
+        submitted(service, "octocat", "2026-11-20T13:00:00Z", pr_id=308)
+        assert service.metrics().get(f"{FIRST}_count", repository=REPO) == 0
+    metrics = Exposition(generate_latest(registry).decode())
+    assert metrics.get(f"{FIRST}_count", repository=REPO) == 1
     assert metrics.get(f"{FIRST}_sum", repository=REPO) == 3600
 
 
