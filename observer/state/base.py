@@ -87,7 +87,10 @@ def kinds(*, seen: int, cache: int) -> dict[str, Kind]:
         Kind("history", max(cache // 50, 100), 180 * DAY),
         # Per history with lead-time work waiting, or per pull request with a first review to
         # decide ("review:<id>"): when it is due, and a version.
-        Kind("pending", max(cache // 50, 100), 180 * DAY),
+        # First reviews wait SETTLE_SECONDS only, yet a busy organisation reviews many pull
+        # requests in that time: room for them besides the environments, so that none of them
+        # pushes an environment's key out by the capacity.
+        Kind("pending", max(cache // 50, 100) + max(cache // 10, 100), 180 * DAY),
         # What webhooks taught: commit times, pushes, pull requests, branch starts.
         Kind("commit", cache, 90 * DAY),
         # Up to MAX_PUSH_COMMITS commits each (~6 KB).
