@@ -74,16 +74,18 @@ class FirstReviews:
         ]
 
         def keep(known: Any) -> tuple[Any, bool]:
+            """The candidate kept, and whether a decision is still to come."""
             if not isinstance(known, list):
                 return proposed, True
-            if known[DECIDED] or float(known[SUBMITTED]) <= submitted:
+            if known[DECIDED]:
                 return known, False
-            return proposed, False
+            return (proposed if submitted < float(known[SUBMITTED]) else known), True
 
-        first = await unit.update("review", name, keep)
-        if first:
+        if await unit.update("review", name, keep):
             due = self._clock() + self._settle
-            await unit.update("pending", key(pull_request_id), lambda known: ([due, 1], None))
+            # Written by the pull request's first review; kept as it is by the later ones (the
+            # decision is due from the first arrival), or written again if it was lost.
+            await unit.update("pending", key(pull_request_id), _due_once(due))
             unit.effect(self.wake)
 
     async def decide(self, pending_key: str, ledger: Ledger, finishing: bool) -> None:
@@ -112,6 +114,10 @@ class FirstReviews:
                 self._metrics.team_pull_request_first_review.labels(team).observe(waited)
 
         return observe
+
+
+def _due_once(due: float) -> Callable[[Any], tuple[Any, None]]:
+    return lambda known: (known or [due, 1], None)
 
 
 def _decide(known: Any) -> tuple[Any, list[Any] | None]:
