@@ -274,9 +274,8 @@ class Enrichment:
                 logs.warning("enrichment could not reach the state store", detail=str(error))
             except LockLost:
                 # Its work was stopped; the key is still pending, for the lock's new holder or
-                # for the next look here.
-                self._metrics.enrichment_failures.labels(reason="lock_lost").inc()
-                logs.warning("enrichment lock lost while working", key=pair)
+                # for the next look here. Not a failure of a deployment: nothing is counted.
+                logs.warning("enrichment lock lost while working: work stopped", key=pair)
             except Exception:  # one bad environment must not stop the worker
                 self._metrics.enrichment_failures.labels(reason="error").inc()
                 logs.LOGGER.exception("enrichment error")

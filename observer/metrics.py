@@ -56,7 +56,7 @@ REWORK_KINDS = ("revert", "hotfix")
 REDELIVERY_RESULTS = ("requested", "failed", "skipped")
 ENRICHMENT_FAILURES = (
     "rate_limited", "timeout", "unreachable", "server_error", "not_found",
-    "unauthorized", "malformed", "error", "lock_lost",
+    "unauthorized", "malformed", "error",
 )  # fmt: skip
 
 
