@@ -153,6 +153,25 @@ def test_in_memory_a_first_review_waiting_at_shutdown_is_decided_then() -> None:
     assert metrics.get(f"{FIRST}_sum", repository=REPO) == 3600
 
 
+def test_the_candidate_in_the_store_names_teams_never_people(start: Start, tmp_path: Path) -> None:
+    teams = {"teams": {"payments": {"members": members("a", "b", "c", "d", "monalisa")}}}
+    snapshot = tmp_path / "state.json"
+    service = start(
+        settle_seconds=3600,
+        state_url=f"file://{snapshot}",
+        teams_file=write_teams(tmp_path / "teams.yaml", teams),
+    )
+    submitted(service, "hubot", "2026-11-20T14:00:00Z", pr_id=309, state="commented")
+    submitted(service, "octocat", "2026-11-20T13:00:00Z", pr_id=309)
+    service.client.__exit__(None, None, None)  # the snapshot is saved at shutdown
+    families = json.loads(snapshot.read_text())["families"]
+    assert [key for key, _, _ in families["review"]] == ["309"]
+    assert "payments" in json.dumps(families["review"])
+    stored = snapshot.read_text().lower()
+    for login in ("hubot", "octocat", "monalisa"):
+        assert login not in stored, login
+
+
 def _deliver(observer: ObserverProcess, payload: dict[str, Any]) -> None:
     body = json.dumps(payload).encode()
     headers = {
