@@ -73,6 +73,11 @@ SHAPES: dict[str, Value] = {
     ),
     "incident": lambda n: (f"incident:issue:{10**9 + n}:opened", T),
     "ready": lambda n: (str(10**9 + n), T),
+    # A pull request's candidate first review: its time, start, repository and team labels.
+    "review": lambda n: (
+        str(10**9 + n),
+        [T, T, REPOSITORY, [f"team-{'t' * 40}{i}" for i in range(3)], True],
+    ),
     "redelivery": lambda n: (f"hook-{n}", 10**12),
     # One key per environment with lead-time work waiting: its due time and version.
     "pending": lambda n: (f"{REPOSITORY}{n} production", [T, 1]),

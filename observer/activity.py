@@ -10,6 +10,7 @@ import re
 from datetime import datetime
 
 from observer.domain import Outcome, PullRequest, Result, Review, at
+from observer.first_review import FirstReviews
 from observer.metrics import Metrics
 from observer.settings import Settings
 from observer.state import Store, Unit
@@ -28,6 +29,7 @@ class Activity:
         # Shared by replicas like every other "seen" and "when": a first review is one per
         # pull request whichever replica hears of it.
         self._store = store
+        self.first_reviews = FirstReviews(store, metrics, settle=settings.settle_seconds)
         self.teams = TeamsSource(settings.teams_file, settings.min_team_size, metrics)
         self._filter = settings.teams_filter
         self.hotfix_label = settings.hotfix_label.lower()
@@ -97,21 +99,19 @@ class Activity:
     async def _first_review(
         self, unit: Unit, teams: Teams, review: Review, repository: str
     ) -> None:
-        if not await unit.add("event", f"first_review:{review.pull_request_id}"):
-            return
+        """This review as the pull request's candidate first review (decided later)."""
         known = await unit.get_many("ready", [str(review.pull_request_id)])
         ready = at(float(known[str(review.pull_request_id)])) if known else None
         start = ready if ready is not None and ready > review.opened_at else review.opened_at
-        waited = max((review.submitted_at - start).total_seconds(), 0.0)
-        memberships = teams.memberships(review.author, review.submitted_at)
-
-        def observe() -> None:
-            self._metrics.pull_request_first_review.labels(repository).observe(waited)
-            for team, weight in memberships.items():
-                if weight > 0:
-                    self._metrics.team_pull_request_first_review.labels(team).observe(waited)
-
-        unit.effect(observe)
+        await self.first_reviews.candidate(
+            unit,
+            review.pull_request_id,
+            submitted=review.submitted_at.timestamp(),
+            start=start.timestamp(),
+            repository=repository,
+            # The author's teams when this review was submitted: label values, never a login.
+            teams=teams.memberships(review.author, review.submitted_at),
+        )
 
     def _rework(self, pull_request: PullRequest) -> str | None:
         # One kind per pull request, so that the kinds add up to a rework count: a revert

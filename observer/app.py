@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from observer import logs
+from observer import first_review, logs
 from observer.activity import Activity
 from observer.deploy_workflows import DeployWorkflows
 from observer.dispatch import CountErrors
@@ -87,7 +87,9 @@ def create_app(
                 concurrency=settings.enrichment_concurrency,
                 settle=settings.settle_seconds,
                 ledger=ledger,
+                jobs={first_review.PREFIX: activity.first_reviews.decide},
             )
+            activity.first_reviews.wake = enrichment.wake
             recorder = Recorder(
                 metrics,
                 store,

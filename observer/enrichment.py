@@ -1,12 +1,15 @@
-"""Lead-time work after a deployment's answer: recorded in the store, done once it has settled.
+"""Work that waits for its events to settle: recorded in the store, done once it is due.
 
-A successful production deployment is written into its environment's history with a time at
-which its work is due (``SETTLE_SECONDS`` after it arrived, so that the pull request event or
-the older deployment arriving seconds late is taken into account). A loop in every replica
-hands due environments to a few workers; a lock in the store lets one replica at a time work
-on one environment, its deployments in the order of their times. Work that fails is retried
-later, a bounded number of times; work still waiting at shutdown stays in the store for the
-next start or another replica.
+Keyed due work, of a few kinds (``Enrichment``'s table): a deployment's lead time, and a pull
+request's first review (observer.first_review). A successful production deployment is written
+into its environment's history with a time at which its work is due (``SETTLE_SECONDS`` after it
+arrived, so that the pull request event or the older deployment arriving seconds late is taken
+into account); a pull request's first review is due ``SETTLE_SECONDS`` after its first review
+arrived. Each key with work waiting is one key of the store's ``pending`` kind. A loop in every
+replica hands due keys to a few workers; a lock in the store, renewed while the work runs,
+lets one replica at a time work on one key (an environment's deployments in the order of their
+times). Work that fails is retried later, a bounded number of times; work still waiting at
+shutdown stays in the store for the next start or another replica.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from observer import commitlist, logs
@@ -27,6 +30,7 @@ from observer.leadtime import Change, Job, LeadTime
 from observer.metrics import Metrics
 from observer.state import Store, StoreUnavailable, Unit, Verdict
 from observer.state.doubt import Ledger
+from observer.state.lease import LockLost, Sleep, hold
 
 # A unit built again when a deployment changed the history meanwhile: past this, given up for
 # now (the work stays waiting, and is done at the next look).
@@ -39,6 +43,10 @@ RESCAN_SECONDS = 5.0
 LOCK_SECONDS = 300.0
 MAX_ATTEMPTS = 5
 RETRY_SECONDS = 60.0
+
+# One kind of due work: given its pending key, the ledger, and whether the process is stopping
+# with its waiting work to be done now.
+DueWork = Callable[[str, Ledger, bool], Awaitable[None]]
 
 
 def history_key(repository: str, environment: str) -> str:
@@ -131,8 +139,14 @@ class Enrichment:
         concurrency: int,
         settle: float,
         ledger: Ledger,
+        jobs: Mapping[str, DueWork] | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._store = store
+        # Other kinds of due work, by the prefix of their pending key; a key without one of
+        # these prefixes is an environment's lead-time work.
+        self._jobs = dict(jobs or {})
+        self._sleep = sleep
         self._ledger = ledger
         self._lead_time = lead_time
         self._labels = labels
@@ -270,6 +284,10 @@ class Enrichment:
             except StoreUnavailable as error:
                 self._metrics.state_errors.inc()
                 logs.warning("enrichment could not reach the state store", detail=str(error))
+            except LockLost:
+                # Its work was stopped; the key is still pending, for the lock's new holder or
+                # for the next look here. Not a failure of a deployment: nothing is counted.
+                logs.warning("enrichment lock lost while working: work stopped", key=pair)
             except Exception:  # one bad environment must not stop the worker
                 self._metrics.enrichment_failures.labels(reason="error").inc()
                 logs.LOGGER.exception("enrichment error")
@@ -291,18 +309,36 @@ class Enrichment:
             await self._unlock(name, token)
             raise
         try:
-            known = (await self._store.get_many("pending", [pair])).get(pair)
-            version = known[1] if isinstance(known, list) else 0
-            doc = (await self._store.get_many("history", [pair])).get(pair)
-            history = History.from_json(doc)
-            repository, _, environment = pair.partition(" ")
-            for entry in sorted(history.waiting(), key=lambda known: known.time):
-                if entry.due is not None and entry.due > time.time() and not self._finishing:
-                    continue
-                await self._enrich(history, repository, environment, entry)
-            await self._settle_pending(pair, version)
+            work = self._job(pair)
+            await hold(
+                self._store,
+                name,
+                token,
+                LOCK_SECONDS,
+                work(pair, self._ledger, self._finishing),
+                sleep=self._sleep,
+            )
         finally:
             await self._unlock(name, token)
+
+    def _job(self, pair: str) -> DueWork:
+        for prefix, work in self._jobs.items():
+            if pair.startswith(prefix):
+                return work
+        return self._lead_times
+
+    async def _lead_times(self, pair: str, _ledger: Ledger, finishing: bool) -> None:
+        """An environment's waiting deployments, oldest first."""
+        known = (await self._store.get_many("pending", [pair])).get(pair)
+        version = known[1] if isinstance(known, list) else 0
+        doc = (await self._store.get_many("history", [pair])).get(pair)
+        history = History.from_json(doc)
+        repository, _, environment = pair.partition(" ")
+        for entry in sorted(history.waiting(), key=lambda known: known.time):
+            if entry.due is not None and entry.due > time.time() and not finishing:
+                continue
+            await self._enrich(history, repository, environment, entry)
+        await self._settle_pending(pair, version)
 
     async def _unlock(self, name: str, token: str) -> None:
         """Free the lock, trying a few times: left held, the work waits for it to expire."""

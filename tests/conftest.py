@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -103,6 +104,17 @@ class Service:
         response = self.client.get("/metrics")
         assert response.status_code == 200
         return Exposition(response.text)
+
+    def settled(self, timeout: float = 15.0) -> Exposition:
+        """The metrics once the due work this replica knows of (lead time, first reviews) is
+        done: with ``settle_seconds`` 0 it is due at once, yet done by the background loop."""
+        worker = self.client.app.state.enrichment  # type: ignore[attr-defined]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if worker.idle:
+                return self.metrics()
+            time.sleep(0.01)
+        raise AssertionError("due work did not finish")
 
 
 def make_settings(**overrides: Any) -> Settings:

@@ -29,7 +29,7 @@ def ok(response: Any) -> str:
 
 def test_the_fixture_review_is_a_first_review_and_an_approval(service: Service) -> None:
     assert ok(service.deliver_fixture("pull_request_review_submitted")) == "accepted"
-    exposition = service.metrics()
+    exposition = service.settled()
     # PR #42 opened at 08:00, approved at 10:30.
     assert exposition.get(f"{FIRST}_count", repository=REPO) == 1
     assert exposition.get(f"{FIRST}_sum", repository=REPO) == 2.5 * 3600
@@ -55,7 +55,7 @@ def test_the_first_review_by_someone_else_is_observed_once_whatever_its_state(
     submit("hubot", "CHANGES_REQUESTED", "2026-11-20T09:00:00Z")
     submit("octocat", "approved", "2026-11-20T12:00:00Z")
     submit("hubot", "approved", "2026-11-20T13:00:00Z")
-    exposition = service.metrics()
+    exposition = service.settled()
     assert exposition.get(f"{FIRST}_count", repository=REPO) == 1
     assert exposition.get(f"{FIRST}_sum", repository=REPO) == 3600
     reviews = "github_pull_request_reviews_total"
@@ -74,7 +74,7 @@ def test_a_draft_is_timed_from_when_it_became_ready(service: Service) -> None:
     assert ok(service.deliver("pull_request", ready)) == "ignored"
     payload = review("hubot", "monalisa", pr_id=88, submitted_at="2026-11-20T14:20:00Z")
     assert ok(service.deliver("pull_request_review", payload)) == "accepted"
-    assert service.metrics().get(f"{FIRST}_sum", repository=REPO) == 20 * 60
+    assert service.settled().get(f"{FIRST}_sum", repository=REPO) == 20 * 60
 
 
 def test_first_review_per_team_of_the_author(start: Start, tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ def test_first_review_per_team_of_the_author(start: Start, tmp_path: Path) -> No
     payload = review("hubot", "MonaLisa", pr_id=5, submitted_at="2026-11-20T09:00:00Z")
     assert ok(service.deliver("pull_request_review", payload)) == "accepted"
     name = "github_team_pull_request_first_review_seconds_sum"
-    assert service.metrics().get(name, team="payments") == 3600
+    assert service.settled().get(name, team="payments") == 3600
 
 
 @pytest.mark.parametrize(

@@ -329,7 +329,7 @@ def test_a_review_whose_store_fails_counts_once_after_its_redelivery(
         store.position = store.writes + position
         answers = _send(service, Event("review", _webhook("pull_request_review", payload, "r")))
         refused += answers[0] == 503
-        metrics = service.metrics()
+        metrics = service.settled()
         assert metrics.get("github_pull_request_reviews_total", **labels, state="approved") == 1
         assert metrics.get("github_pull_request_first_review_seconds_count", **labels) == 1
     assert refused

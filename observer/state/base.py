@@ -85,8 +85,12 @@ def kinds(*, seen: int, cache: int) -> dict[str, Kind]:
         # Per production repository and environment: terminal statuses in time order, lead-time
         # work. Up to ~110 KB each, so fewer than of the kinds below.
         Kind("history", max(cache // 50, 100), 180 * DAY),
-        # Per history with lead-time work waiting: when it is due, and a version.
-        Kind("pending", max(cache // 50, 100), 180 * DAY),
+        # Per history with lead-time work waiting, or per pull request with a first review to
+        # decide ("review:<id>"): when it is due, and a version.
+        # First reviews wait SETTLE_SECONDS only, yet a busy organisation reviews many pull
+        # requests in that time: room for them besides the environments, so that none of them
+        # pushes an environment's key out by the capacity.
+        Kind("pending", max(cache // 50, 100) + max(cache // 10, 100), 180 * DAY),
         # What webhooks taught: commit times, pushes, pull requests, branch starts.
         Kind("commit", cache, 90 * DAY),
         # Up to MAX_PUSH_COMMITS commits each (~6 KB).
@@ -99,6 +103,9 @@ def kinds(*, seen: int, cache: int) -> dict[str, Kind]:
         Kind("incident", cache, 365 * DAY),
         # When pull requests became ready for review, for the time to first review.
         Kind("ready", cache, 90 * DAY),
+        # Per pull request: its earliest review by someone else so far, and whether that was
+        # decided (observed) as its first review. Team label values, never a login.
+        Kind("review", cache, 90 * DAY),
         # Per redelivered hook: the newest delivery already examined (GitHub keeps 3 days).
         Kind("redelivery", 100, 30 * DAY),
         # Tokens of the units committed: whether a unit in doubt landed (observer.state.unit).
@@ -171,6 +178,11 @@ class Store(Protocol):
         ...
 
     async def unlock(self, name: str, token: str) -> None: ...
+
+    async def renew(self, name: str, token: str, ttl: float) -> bool:
+        """Make the lock held with ``token`` last ``ttl`` from now; False when it is not held
+        with it any more (expired, or taken by another)."""
+        ...
 
     async def ping(self) -> None:
         """Raise StoreUnavailable when the store cannot be reached."""

@@ -52,7 +52,8 @@ class Ledger:
         """Commit ``unit``; its effects are made when it landed. StoreUnavailable keeps it."""
         try:
             verdict = await self._store.commit(unit.writes)
-        except StoreUnavailable:
+        except (StoreUnavailable, asyncio.CancelledError):
+            # Cancelled (a lost lock stops its work) while the store ran it: as unknown.
             self._keep(unit)
             raise
         if verdict is Verdict.COMMITTED:

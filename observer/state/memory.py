@@ -171,6 +171,14 @@ class MemoryStore:
         if held is not None and held[1] == token:
             del self._locks[name]
 
+    async def renew(self, name: str, token: str, ttl: float) -> bool:
+        now = self._clock()
+        held = self._locks.get(name)
+        if held is None or held[0] <= now or held[1] != token:
+            return False
+        self._locks[name] = (now + ttl, token)
+        return True
+
     async def ping(self) -> None:
         pass
 

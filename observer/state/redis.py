@@ -134,6 +134,15 @@ return 0
 """
 
 
+# Extend a lock only while its holder's token is in it: an expired or taken lock stays so.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
 @contextlib.asynccontextmanager
 async def _reachable() -> AsyncIterator[None]:
     try:
@@ -166,6 +175,7 @@ class RedisStore:
         self._trim = self._redis.register_script(_TRIM)
         self._lock = self._redis.register_script(_LOCK)
         self._unlock = self._redis.register_script(_UNLOCK)
+        self._renew = self._redis.register_script(_RENEW)
         self._commit = self._redis.register_script(_COMMIT)
 
     def __repr__(self) -> str:
@@ -334,6 +344,11 @@ class RedisStore:
     async def unlock(self, name: str, token: str) -> None:
         async with _reachable():
             await self._unlock(keys=[f"{PREFIX}lock:{name}"], args=[token])
+
+    async def renew(self, name: str, token: str, ttl: float) -> bool:
+        async with _reachable():
+            renewed = await self._renew(keys=[f"{PREFIX}lock:{name}"], args=[token, _millis(ttl)])
+        return bool(renewed)
 
     async def ping(self) -> None:
         async with _reachable():
