@@ -147,7 +147,7 @@ def serve() -> int:
         sys.stderr.write(f"observer: {describe_error(error)}\n")
         return 2
     # The log listener lives as long as serving: its stop writes the lines still queued.
-    with logs.writing(settings.log_level):
+    with logs.writing(settings.log_level, log_format=settings.log_format):
         return _serve(settings)
 
 
