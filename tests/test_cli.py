@@ -13,6 +13,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -328,3 +329,28 @@ def test_an_invalid_log_format_is_one_line_naming_it() -> None:
     assert result.returncode == 2
     assert result.stderr == "observer: invalid configuration: LOG_FORMAT must be json or console\n"
     assert result.stdout == ""
+
+
+def test_the_help_examples_work_as_written_one_after_the_other() -> None:
+    help_text = run(["--help"], {}).stdout
+    examples = help_text.split("examples:\n", 1)[1]
+    commands = [line.strip() for line in examples.splitlines() if line.strip()]
+    assert len(commands) == 3
+    port = free_port()
+    # As written, but on a free port and without the demo's pause for Prometheus.
+    script = "\n".join(commands).replace("8080", str(port))
+    script = script.replace("observer demo ", "observer demo --pause 0 ")
+    # The demo's exit status, once the observer it started in the background has stopped.
+    script = f"{script}\nstatus=$?\nkill -TERM $!\nwait $!\nexit $status\n"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEBHOOK_", "GITHUB_"))}
+    env["PATH"] = f"{Path(observer_command()[0]).parent}:{env['PATH']}"
+    env.update({"HOST": "127.0.0.1", "PORT": str(port), "SETTLE_SECONDS": "0"})
+    done = subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    sent = next(line for line in done.stdout.splitlines() if line.startswith("sent "))
+    statuses = re.findall(r"(\d+) x (\d{3})", sent.rsplit(": ", 1)[1])
+    assert sum(int(count) for count, _ in statuses) == 682, sent
+    assert all(status.startswith("2") for _, status in statuses), sent
+    assert "observer demo:" not in done.stderr
