@@ -408,6 +408,8 @@ def test_the_snippets_use_only_curl_options_older_agents_have() -> None:
         jenkins_shell(),
     ]
     for snippet in snippets:
-        words = " ".join(snippet.split("curl ")[1:]).split()
-        used = {word for word in words if word.startswith("-") and not word.startswith("-A")}
+        # The words of each curl command, up to the end of its line (or of its continuation).
+        commands = snippet.replace("\\\n", " ").split("curl ")[1:]
+        words = " ".join(command.split("\n", 1)[0] for command in commands).split()
+        used = {word for word in words if word.startswith("-")}
         assert used <= known, used - known
