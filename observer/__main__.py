@@ -38,10 +38,12 @@ FINAL_SCRAPE_SHARE = 0.75
 # left for the scrape to come.
 FINISH_WORK_SHARE = 0.5
 
+# Lines a shell runs as they are, one after the other (tests/test_cli.py runs them).
 EPILOG = """\
 examples:
-  WEBHOOK_SECRET=$(openssl rand -hex 32) observer
-  observer demo http://127.0.0.1:8080     # send a few weeks of example history to it"""
+  export WEBHOOK_SECRET=$(openssl rand -hex 32)
+  observer &                               # serve HTTP on port 8080, in the background
+  observer demo http://127.0.0.1:8080      # send it a few weeks of example history"""
 
 
 class _Server(uvicorn.Server):
@@ -147,7 +149,7 @@ def serve() -> int:
         sys.stderr.write(f"observer: {describe_error(error)}\n")
         return 2
     # The log listener lives as long as serving: its stop writes the lines still queued.
-    with logs.writing(settings.log_level):
+    with logs.writing(settings.log_level, log_format=settings.log_format):
         return _serve(settings)
 
 

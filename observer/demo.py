@@ -18,7 +18,7 @@ import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from time import sleep
+from time import monotonic, sleep
 from typing import Any
 
 import httpx
@@ -311,8 +311,34 @@ class Repository:
         return {"login": login, "id": 50_000 + PEOPLE.index(login), "type": "User"}
 
 
+# How long the demo waits for the observer to start listening: an observer started just before,
+# in the background (``observer & observer demo URL``), takes about a second.
+START_WAIT = 10.0
+
+
+def wait_until_listening(url: str, timeout: float = START_WAIT) -> None:
+    """Return once anything answers at ``url``; past ``timeout``, raise the connection error."""
+    deadline = monotonic() + timeout
+    while True:
+        try:
+            httpx.get(f"{url.rstrip('/')}/healthz", timeout=2.0)
+            return
+        except httpx.ConnectError:
+            if monotonic() >= deadline:
+                raise
+            sleep(0.1)
+
+
+class Unauthorized(Exception):
+    """The observer refused a signature: every other request would be refused alike."""
+
+
 def send(url: str, secret: bytes, history: list[Sent], seed: int) -> dict[int, int]:
-    """POST every request, signed; the count of each status received."""
+    """POST every request, signed; the count of each status received.
+
+    Stops at the first ``401``: a wrong secret would otherwise send hundreds of requests, each
+    a warning in the observer's log.
+    """
     deliveries = random.Random(seed)  # noqa: S311  # delivery ids, stable for one seed
     statuses: dict[int, int] = {}
     with httpx.Client(base_url=url.rstrip("/"), timeout=10.0) as client:
@@ -328,6 +354,8 @@ def send(url: str, secret: bytes, history: list[Sent], seed: int) -> dict[int, i
                 headers["X-GitHub-Event"] = item.event
                 headers["X-GitHub-Delivery"] = str(uuid.UUID(int=deliveries.getrandbits(128)))
             status = client.post(item.path, content=body, headers=headers).status_code
+            if status == 401:
+                raise Unauthorized
             statuses[status] = statuses.get(status, 0) + 1
     return statuses
 
@@ -344,6 +372,7 @@ def main(url: str, *, days: int = 28, seed: int = 7, pause: float = 0.0) -> int:
     halves = [history[: len(history) // 2], history[len(history) // 2 :]] if pause else [history]
     statuses: dict[int, int] = {}
     try:
+        wait_until_listening(url)
         for index, part in enumerate(halves):
             if index:
                 sys.stdout.write(f"waiting {pause:g} s for Prometheus to scrape the first half\n")
@@ -353,6 +382,13 @@ def main(url: str, *, days: int = 28, seed: int = 7, pause: float = 0.0) -> int:
                 statuses[status] = statuses.get(status, 0) + count
     except httpx.HTTPError as error:
         sys.stderr.write(f"observer demo: cannot reach {url}: {error}\n")
+        return 1
+    except Unauthorized:
+        sys.stderr.write(
+            f"observer demo: {url} refused a signed request (401, the signature does not match): "
+            "WEBHOOK_SECRET must "
+            "equal the running observer's WEBHOOK_SECRET; nothing more was sent\n"
+        )
         return 1
     refused = sum(count for status, count in statuses.items() if status >= 300)
     sys.stdout.write(

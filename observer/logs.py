@@ -1,4 +1,8 @@
-"""Structured logs: one JSON object a line, on standard output, written by a listener thread.
+"""Structured logs: one line a record, on standard output, written by a listener thread.
+
+A line is a JSON object (``LOG_FORMAT=json``, for log collectors) or, for a person at a terminal
+(``LOG_FORMAT=console``), the same fields as text: time, level, logger and message, then each
+field as ``name=value``.
 
 Formatting and writing a line costs more than the rest of a webhook delivery's work: the event
 loop only builds the record and puts it on a bounded queue (the stdlib's ``QueueHandler``), and a
@@ -14,6 +18,7 @@ import json
 import logging
 import math
 import queue
+import re
 import sys
 import threading
 import time
@@ -81,6 +86,41 @@ class JsonFormatter(logging.Formatter):
         return f"{self._second[1]}.{micro // 1000:03d}+00:00"
 
 
+class ConsoleFormatter(JsonFormatter):
+    """The JSON line's fields for a person to read: ``TIME LEVEL LOGGER: MESSAGE  name=value …``.
+
+    A value that is a plain word is written as is; anything else (spaces, quotes, ``=``, an
+    empty string, a number or a list) is written as JSON, so a line still splits unambiguously.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        head = (
+            f"{self._stamp(record.created)} {record.levelname.lower():<7} "
+            f"{record.name}: {record.getMessage()}"
+        )
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict) and fields:
+            head += "  " + " ".join(
+                f"{name}={_console_value(value)}" for name, value in fields.items()
+            )
+        if record.exc_info:
+            # The traceback on the lines that follow, as a terminal shows it best.
+            head += "\n" + self.formatException(record.exc_info)
+        return head
+
+
+_WORD = re.compile(r"[^\s\"'=]+")
+
+
+def _console_value(value: Any) -> str:
+    if isinstance(value, str) and _WORD.fullmatch(value):
+        return value
+    return _ENCODER.encode(value)
+
+
+FORMATTERS: dict[str, type[JsonFormatter]] = {"json": JsonFormatter, "console": ConsoleFormatter}
+
+
 class Handoff(QueueHandler):
     """Puts records on the bounded queue as they are; a record past its bound is dropped, and
     counted.
@@ -122,9 +162,9 @@ class _Output(logging.StreamHandler[TextIO]):
     Once it has caught up, it also says how many lines were dropped since it last said so.
     """
 
-    def __init__(self, stream: TextIO, handoff: Handoff) -> None:
+    def __init__(self, stream: TextIO, handoff: Handoff, formatter: logging.Formatter) -> None:
         super().__init__(stream)
-        self.setFormatter(JsonFormatter())
+        self.setFormatter(formatter)
         self._handoff = handoff
         self._lines: list[str] = []
         self._reported = 0
@@ -214,13 +254,17 @@ class _Listener(QueueListener):
 
 
 @contextlib.contextmanager
-def writing(level: str, stream: TextIO | None = None) -> Iterator[Handoff]:
-    """Send the service's and uvicorn's logs through one JSON listener until the block ends,
-    then write what is queued."""
+def writing(
+    level: str, stream: TextIO | None = None, log_format: str = "json"
+) -> Iterator[Handoff]:
+    """Send the service's and uvicorn's logs through one listener until the block ends, then
+    write what is queued. ``log_format`` is ``json`` or ``console``."""
     records: queue.SimpleQueue[Any] = queue.SimpleQueue()
     handoff = Handoff(records)
-    output = _Output(stream if stream is not None else sys.stdout, handoff)
-    # The JSON line names neither source file, thread nor process: finding them on every record
+    output = _Output(
+        stream if stream is not None else sys.stdout, handoff, FORMATTERS[log_format]()
+    )
+    # The line names neither source file, thread nor process: finding them on every record
     # is work for nothing (the logging HOWTO's "Optimization" section).
     logging._srcfile = None
     logging.logThreads = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -75,6 +76,9 @@ class Settings(BaseSettings):
     cache_size: int = Field(default=50_000, ge=100)
     shutdown_timeout: float = Field(default=10.0, ge=0)
     log_level: str = "info"
+    # Readable text at a terminal, JSON lines everywhere else (a container, a service manager,
+    # a pipe to a log collector).
+    log_format: str = Field(default_factory=lambda: "console" if _stdout_is_terminal() else "json")
 
     # Where the state that decides a number lives; it may carry a password, so it is secret.
     state_url: SecretStr | None = None
@@ -251,6 +255,14 @@ class Settings(BaseSettings):
             raise ValueError("must be debug, info, warning or error")
         return value
 
+    @field_validator("log_format")
+    @classmethod
+    def _check_log_format(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"json", "console"}:
+            raise ValueError("must be json or console")
+        return value
+
     @model_validator(mode="after")
     def _one_body_fits(self) -> Settings:
         if self.max_buffered_bytes < self.max_body_bytes:
@@ -294,6 +306,13 @@ class Settings(BaseSettings):
         if self.webhook_secret_previous is not None:
             secrets.append(self.webhook_secret_previous)
         return tuple(secret.get_secret_value().encode() for secret in secrets)
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):  # replaced or closed
+        return False
 
 
 def describe_error(error: ValidationError) -> str:

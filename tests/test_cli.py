@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import re
+import select
 import signal
 import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +22,7 @@ import pytest
 from observer import __version__
 from tests.exposition import Exposition
 from tests.fake_github import FakeGitHub, serve
-from tests.processes import ObserverProcess, observer_command, start_observer
+from tests.processes import ObserverProcess, free_port, observer_command, start_observer, stop
 from tests.signing import sign
 from tests.story import REPO, deployment_status
 
@@ -227,3 +231,126 @@ def test_enrichment_failures_are_warnings_and_the_rate_limit_is_absent_until_rep
             failed = [line for line in log_lines(running) if line["message"] == "enrichment failed"]
             time.sleep(0.05)
     assert failed and failed[0]["level"] == "warning"
+
+
+def console_line(line: str) -> dict[str, Any]:
+    """A ``LOG_FORMAT=console`` line read back into the JSON line's fields.
+
+    ``TIME LEVEL LOGGER: MESSAGE  name=value …``: a value is a plain word or JSON.
+    """
+    parts = re.fullmatch(r"(\S+) (\S+) +(\S+?): (.*?)(?:  (.*))?", line)
+    assert parts is not None, line
+    stamp, level, logger, message, rest = parts.groups(default="")
+    entry: dict[str, Any] = {"time": stamp, "level": level, "logger": logger, "message": message}
+    decoder = json.JSONDecoder()
+    position = 0
+    while position < len(rest):
+        name, _, _ = rest[position:].partition("=")
+        position += len(name) + 1
+        if rest[position] in '"[{':
+            value, position = decoder.raw_decode(rest, position)
+        else:
+            word = rest[position:].split(" ", 1)[0]
+            position += len(word)
+            try:
+                value = json.loads(word)
+            except ValueError:
+                value = word
+        entry[name] = value
+        position += 1  # the space between fields
+    return entry
+
+
+def forge_and_wait(running: ObserverProcess) -> None:
+    body = b'{"zen": "Keep it logically awesome."}'
+    headers = {
+        "X-GitHub-Event": "deployment_status",
+        "X-GitHub-Delivery": "forged delivery",
+        "Content-Type": "application/json",
+        "X-Hub-Signature-256": sign("wrong", body),
+    }
+    assert httpx.post(f"{running.url}/webhook", content=body, headers=headers).status_code == 401
+
+
+def test_log_format_console_is_readable_with_the_json_lines_fields() -> None:
+    env = {"REPOSITORIES": "octo/*,acme/app"}
+    # Not at a terminal (a file here), the default is JSON.
+    with start_observer(env, secret=SECRET) as running:
+        forge_and_wait(running)
+        json_lines = log_lines(running, has("webhook delivery", status=401))
+    with start_observer({**env, "LOG_FORMAT": "console"}, secret=SECRET) as running:
+        forge_and_wait(running)
+        deadline = time.monotonic() + 10
+        while "webhook delivery" not in running.logs() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        text = running.logs()
+    lines = [line for line in text.splitlines() if line.startswith("20")]
+    start = next(line for line in lines if "observer starting" in line)
+    refused = next(line for line in lines if "webhook delivery" in line)
+    # Readable: no braces, the message after the logger, each field as name=value.
+    assert " info    observer: observer starting  version=" in start
+    assert " warning observer: webhook delivery  " in refused
+    assert 'delivery="forged delivery"' in refused and "status=401" in refused
+    for message, console in (("observer starting", start), ("webhook delivery", refused)):
+        as_json = next(line for line in json_lines if line["message"] == message)
+        read = console_line(console)
+        assert read["time"].startswith(as_json["time"][:4]) and read["time"].endswith("+00:00")
+        skip = {"time", "listen", "duration_ms"}
+        assert {k: v for k, v in read.items() if k not in skip} == {
+            k: v for k, v in as_json.items() if k not in skip
+        }
+        assert read.keys() == as_json.keys()
+
+
+def test_log_format_defaults_to_console_at_a_terminal() -> None:
+    main, terminal = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEBHOOK_", "GITHUB_", "LOG_"))}
+    port = free_port()
+    env.update({"WEBHOOK_SECRET": SECRET, "HOST": "127.0.0.1", "PORT": str(port)})
+    process = subprocess.Popen(observer_command(), env=env, stdout=terminal, stderr=terminal)
+    os.close(terminal)
+    output = b""
+    try:
+        deadline = time.monotonic() + 20
+        while b"observer starting" not in output and time.monotonic() < deadline:
+            ready, _, _ = select.select([main], [], [], 0.5)
+            if ready:
+                output += os.read(main, 65536)
+    finally:
+        stop(process)
+        os.close(main)
+    line = next(line for line in output.decode().splitlines() if "observer starting" in line)
+    assert not line.startswith("{")
+    assert console_line(line)["listen"] == f"127.0.0.1:{port}"
+
+
+def test_an_invalid_log_format_is_one_line_naming_it() -> None:
+    result = run([], {"WEBHOOK_SECRET": SECRET, "PORT": "1", "LOG_FORMAT": "pretty"})
+    assert result.returncode == 2
+    assert result.stderr == "observer: invalid configuration: LOG_FORMAT must be json or console\n"
+    assert result.stdout == ""
+
+
+def test_the_help_examples_work_as_written_one_after_the_other() -> None:
+    help_text = run(["--help"], {}).stdout
+    examples = help_text.split("examples:\n", 1)[1]
+    commands = [line.strip() for line in examples.splitlines() if line.strip()]
+    assert len(commands) == 3
+    port = free_port()
+    # As written, but on a free port and without the demo's pause for Prometheus.
+    script = "\n".join(commands).replace("8080", str(port))
+    script = script.replace("observer demo ", "observer demo --pause 0 ")
+    # The demo's exit status, once the observer it started in the background has stopped.
+    script = f"{script}\nstatus=$?\nkill -TERM $!\nwait $!\nexit $status\n"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEBHOOK_", "GITHUB_"))}
+    env["PATH"] = f"{Path(observer_command()[0]).parent}:{env['PATH']}"
+    env.update({"HOST": "127.0.0.1", "PORT": str(port), "SETTLE_SECONDS": "0"})
+    done = subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    sent = next(line for line in done.stdout.splitlines() if line.startswith("sent "))
+    statuses = re.findall(r"(\d+) x (\d{3})", sent.rsplit(": ", 1)[1])
+    assert sum(int(count) for count, _ in statuses) == 682, sent
+    assert all(status.startswith("2") for _, status in statuses), sent
+    assert "observer demo:" not in done.stderr

@@ -98,3 +98,25 @@ def test_the_demo_needs_the_secret() -> None:
     result = demo("http://127.0.0.1:9", secret=None)
     assert result.returncode == 2
     assert result.stderr == "observer demo: WEBHOOK_SECRET is required (the running observer's)\n"
+
+
+def test_a_wrong_secret_stops_at_the_first_refusal_with_one_line_saying_what_to_check() -> None:
+    with start_observer(secret=SECRET) as observer:
+        result = demo(observer.url, secret="not-the-observer-secret")
+        metrics = Exposition(httpx.get(f"{observer.url}/metrics").text)
+        warnings = observer.log_lines(
+            lambda lines: any(line.get("status") == 401 for line in lines)
+        )
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "WEBHOOK_SECRET must equal the running observer's WEBHOOK_SECRET" in result.stderr
+    refused = [
+        value
+        for (name, labels), value in metrics.samples.items()
+        if name in ("observer_webhook_deliveries_total", "observer_api_events_total")
+        and ("result", "unauthorized") in labels
+    ]
+    # One request refused, one warning in the observer's log; nothing else was sent.
+    assert sum(refused) == 1
+    assert metrics.get("observer_webhook_deliveries_total", event="other", result="accepted") == 0
+    assert len([line for line in warnings if line["level"] == "warning"]) == 1

@@ -349,7 +349,8 @@ def test_documented_kustomize_overlays_build(tmp_path: Path) -> None:
             item["kind"]: item for item in objects if item["metadata"]["name"] == "observer"
         }
         container = rendered["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-        assert container["image"] == "REGISTRY/observer:0.1.0"
+        # The image the release workflow publishes, with its version.
+        assert container["image"] == "ghcr.io/OWNER/observer:0.1.0"
         assert rendered["Ingress"]["spec"]["rules"][0]["host"] == "observer.your-company.com"
         if name == "plain":
             assert "ServiceMonitor" not in rendered and "PrometheusRule" not in rendered

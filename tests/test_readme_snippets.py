@@ -1,9 +1,10 @@
 """The README's CI snippets and its signed curl example, run as their CI systems run them.
 
-Each snippet's shell is taken from the README unchanged and run with bash, with the variables
+Each snippet's shell is taken from the README unchanged and run with the variables
 its CI system sets (documented values: GitHub Actions' ``job.status``, GitLab's
-``CI_JOB_STATUS`` in ``after_script``, Jenkins' ``currentBuild.currentResult``), against a real
-observer process; then the counters are read from /metrics.
+``CI_JOB_STATUS`` in ``after_script``, Jenkins' ``currentBuild.currentResult``), in the shell
+its CI system uses (bash; Jenkins: ``sh -xe``) and, for the commits they send, in a real git
+repository, against a real observer process; then the counters are read from /metrics.
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ import json
 import os
 import re
 import subprocess
+import tempfile
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,16 +41,28 @@ def observer() -> Iterator[ObserverProcess]:
         yield running
 
 
-def bash(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``script`` run the way CI runners run a step: bash, stop at the first failing command."""
+BASH = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c"]
+# Jenkins' sh step: /bin/sh (dash on Debian and Ubuntu agents), -x and -e.
+SH = ["sh", "-xe", "-c"]
+
+
+def bash(
+    script: str, env: dict[str, str], cwd: Path | None = None, shell: list[str] = BASH
+) -> subprocess.CompletedProcess[str]:
+    """``script`` run the way CI runners run a step: bash, stop at the first failing command.
+
+    In ``cwd``: the checkout, a directory without one by default.
+    """
     base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
-    return subprocess.run(
-        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    with tempfile.TemporaryDirectory() as empty:
+        return subprocess.run(
+            [*shell, script],
+            env={**base, **env},
+            cwd=cwd or empty,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
 
 
 def deployments(observer: ObserverProcess, repository: str, environment: str) -> dict[str, float]:
@@ -202,7 +219,7 @@ def test_the_jenkins_snippet(observer: ObserverProcess, result: str, counted: st
     }
     before = deployments(observer, "octo/app", "production")
     for _ in range(2):
-        ran = bash(jenkins_shell(), env)
+        ran = bash(jenkins_shell(), env, shell=SH)
         assert ran.returncode == 0, ran.stdout + ran.stderr
     after = deployments(observer, "octo/app", "production")
     if counted is None:
@@ -251,3 +268,148 @@ def test_subgroup_paths_are_repositories_for_api_event_only(observer: ObserverPr
         assert response.json()["fields"][0]["field"] == "repository"
     metrics = Exposition(httpx.get(f"{observer.url}/metrics").text)
     assert metrics.get("dora_incidents_opened_total", repository="group/sub/app") == 1
+
+
+# --- What real pipelines send: odd job names, no checkout, commits, refusals, older curl ---------
+
+
+def git_repository(path: Path) -> list[str]:
+    """A repository with four commits authored days ago; their shas, oldest first."""
+
+    def git(*args: str, when: str = "") -> str:
+        env = {**os.environ, "GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when}
+        env.update(GIT_AUTHOR_NAME="Dev", GIT_AUTHOR_EMAIL="dev@example.com")
+        env.update(GIT_COMMITTER_NAME="Dev", GIT_COMMITTER_EMAIL="dev@example.com")
+        done = subprocess.run(
+            ["git", *args], cwd=path, env=env, capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    shas = []
+    for day in (5, 4, 3, 2):
+        (path / "change.txt").write_text(f"{day}\n")
+        git("add", "change.txt")
+        authored = datetime.now(UTC) - timedelta(days=day)
+        git("commit", "-q", "-m", f"change {day}", when=authored.isoformat(timespec="seconds"))
+        shas.append(git("rev-parse", "HEAD"))
+    return shas
+
+
+def lead_times(observer: ObserverProcess, repository: str) -> float:
+    metrics = Exposition(httpx.get(f"{observer.url}/metrics").text)
+    return metrics.get(
+        "dora_lead_time_seconds_count", repository=repository, environment="production"
+    )
+
+
+def lead_times_reach(observer: ObserverProcess, repository: str, count: float) -> float:
+    """The count once it reaches ``count`` (lead time is computed after the answer), or after
+    10 seconds."""
+    deadline = time.monotonic() + 10
+    while (found := lead_times(observer, repository)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("tag", "expected_id"),
+    [
+        ("jenkins-Deploy App-43", "jenkins-Deploy-App-43"),
+        ('jenkins-team-Déploiement "eu"-44', "jenkins-team-D--ploiement--eu--44"),
+    ],
+)
+def test_the_jenkins_snippet_takes_any_job_name_and_a_job_without_checkout(
+    observer: ObserverProcess, tag: str, expected_id: str
+) -> None:
+    # No SCM checkout: neither GIT_COMMIT nor GIT_PREVIOUS_SUCCESSFUL_COMMIT is set.
+    env = {
+        "BUILD_RESULT": "SUCCESS",
+        "BUILD_TAG": tag,
+        "OBSERVER_URL": observer.url,
+        "OBSERVER_TOKEN": TOKEN,
+    }
+    before = deployments(observer, "octo/app", "production")
+    for _ in range(2):
+        ran = bash(jenkins_shell(), env, shell=SH)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert ran.stdout.strip().endswith(" 200")
+    after = deployments(observer, "octo/app", "production")
+    assert after["success"] - before["success"] == 1
+    assert expected_id in api_log_ids(observer, expected_id)
+
+
+def test_the_jenkins_snippet_sends_the_commits_since_the_last_successful_build(
+    observer: ObserverProcess, tmp_path: Path
+) -> None:
+    shas = git_repository(tmp_path)
+    env = {
+        "BUILD_RESULT": "SUCCESS",
+        "BUILD_TAG": "jenkins-deploy-app-50",
+        "GIT_COMMIT": shas[-1],
+        "GIT_PREVIOUS_SUCCESSFUL_COMMIT": shas[0],
+        "OBSERVER_URL": observer.url,
+        "OBSERVER_TOKEN": TOKEN,
+    }
+    before = lead_times(observer, "octo/app")
+    for _ in range(2):
+        ran = bash(jenkins_shell(), env, cwd=tmp_path, shell=SH)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+    # The three commits after the previous successful build's, once each.
+    assert lead_times_reach(observer, "octo/app", before + 3) == before + 3
+
+
+@pytest.mark.parametrize(("before_sha", "observed"), [("first", 3), ("zeros", 0)])
+def test_the_gitlab_snippet_sends_the_commits_of_the_push(
+    observer: ObserverProcess, tmp_path: Path, before_sha: str, observed: int
+) -> None:
+    shas = git_repository(tmp_path)
+    job = gitlab_job()
+    job_id = {"first": "32001", "zeros": "32002"}[before_sha]
+    repository = f"platform/payments/ledger-{before_sha}"
+    env = {
+        "CI": "true",
+        "GITLAB_CI": "true",
+        "CI_PROJECT_PATH": repository,
+        "CI_ENVIRONMENT_NAME": "production",
+        "CI_JOB_STATUS": "success",
+        "CI_COMMIT_SHA": shas[-1],
+        # A manual, scheduled or merge-request pipeline has zeros.
+        "CI_COMMIT_BEFORE_SHA": shas[0] if before_sha == "first" else "0" * 40,
+        "CI_JOB_ID": job_id,
+        "OBSERVER_URL": observer.url,
+        "OBSERVER_API_TOKEN": TOKEN,
+    }
+    ran = bash("\n".join(job["after_script"]), env, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert deployments(observer, repository, "production")["success"] == 1
+    assert f"gitlab-{job_id}" in api_log_ids(observer, f"gitlab-{job_id}")
+    assert lead_times_reach(observer, repository, observed) == observed
+
+
+def test_a_refused_event_prints_the_answer_and_fails_the_step(observer: ObserverProcess) -> None:
+    env = {
+        "BUILD_RESULT": "SUCCESS",
+        "BUILD_TAG": "jenkins-deploy-app-60",
+        "OBSERVER_URL": observer.url,
+        "OBSERVER_TOKEN": "not-the-token",
+    }
+    ran = bash(jenkins_shell(), env, shell=SH)
+    assert ran.returncode != 0
+    assert "bearer token is not valid" in ran.stdout and ran.stdout.strip().endswith(" 401")
+
+
+def test_the_snippets_use_only_curl_options_older_agents_have() -> None:
+    # curl 7.61 (RHEL 8) lacks --fail-with-body (7.76); these it has had for many years.
+    known = {"-sS", "-w", "-d", "-H"}
+    snippets = [
+        yaml.safe_load(block("yaml", "name: Tell observer"))[0]["run"],
+        "\n".join(gitlab_job()["after_script"]),
+        jenkins_shell(),
+    ]
+    for snippet in snippets:
+        # The words of each curl command, up to the end of its line (or of its continuation).
+        commands = snippet.replace("\\\n", " ").split("curl ")[1:]
+        words = " ".join(command.split("\n", 1)[0] for command in commands).split()
+        used = {word for word in words if word.startswith("-")}
+        assert used <= known, used - known
