@@ -184,6 +184,10 @@ class Teams:
         members = self._teams.get(team, ())
         return len({member.login.lower() for member in members if member.active_on(day)})
 
+    def folded(self, day: date) -> tuple[str, ...]:
+        """Teams under the minimum size on that day: their figures are under 'other'."""
+        return tuple(name for name in self._teams if self.size(name, day) < self._min_size)
+
     def label(self, team: str, when: datetime) -> str:
         """The team's label value at that time: its name, or 'other' while it is too small."""
         if self.size(team, _day(when)) >= self._min_size:

@@ -88,7 +88,18 @@ class TeamsSource:
         self._teams = Teams(document, self._min_size)
         self._recovered()
         self._publish_ownership()
-        logs.event("teams loaded", teams=len(self._teams.names))
+        self._log_loaded()
+
+    def _log_loaded(self) -> None:
+        # Says why a team's figures are all under 'other': names teams, never their members.
+        folded = self._teams.folded(_now().date())
+        logs.event(
+            "teams loaded",
+            teams=len(self._teams.names),
+            folded_into_other=len(folded),
+            folded_teams=list(folded),
+            min_team_size=self._min_size,
+        )
 
     def _recovered(self) -> None:
         self._failure = None

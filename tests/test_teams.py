@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,13 @@ from pydantic import ValidationError
 
 from observer.exposition import Exposition
 from observer.metrics import Metrics
+from observer.settings import Settings
+from observer.teams import Teams, parse_teams
 from observer.teams_source import TeamsSource
 from tests.conftest import Service, make_settings
 from tests.exposition import Exposition as Scraped
 from tests.payloads import members, pull_request, review, write_teams
+from tests.readme import block
 
 REPO = "octo-org/octo-app"
 Start = Callable[..., Service]
@@ -239,6 +243,39 @@ def test_a_broken_file_keeps_the_last_good_teams_and_says_why_once(
     deliver(service, pull_request("opened", "zed"))
     assert team_prs(service, "payments", "opened") == 3
     assert service.metrics().get("observer_teams_last_reload_successful") == 1
+
+
+def test_the_readme_teams_example_folds_no_team_under_the_default_size() -> None:
+    document = parse_teams(block("yaml", "exclude:").encode())
+    teams = Teams(document, Settings.model_fields["min_team_size"].default)
+    assert len(teams.names) == 2
+    # Before, during and after the dated member's time in the team.
+    for day in (date(2025, 12, 31), date(2026, 3, 1), date(2026, 7, 1), date.today()):
+        assert teams.folded(day) == ()
+
+
+def test_a_reload_logs_how_many_teams_are_folded_into_other_and_never_a_login(
+    start: Start, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    big = {"members": members(*FIVE)}
+    path = write_teams(tmp_path / "teams.yaml", {"teams": {"payments": big}})
+    with caplog.at_level(logging.INFO, logger="observer"):
+        service = start(teams_file=path)
+        small = {"members": members("zed", "yuri")}
+        write_teams(
+            path,
+            {"teams": {"payments": big, "tiny": small, "wee": small}},
+        )
+        deliver(service, pull_request("opened", "alice"))
+    loaded = [getattr(r, "fields", {}) for r in caplog.records if r.getMessage() == "teams loaded"]
+    assert [(f["folded_into_other"], f["folded_teams"]) for f in loaded] == [
+        (0, []),
+        (2, ["tiny", "wee"]),
+    ]
+    assert loaded[-1]["min_team_size"] == 5
+    said = caplog.text + " ".join(str(getattr(r, "fields", "")) for r in caplog.records)
+    for login in (*FIVE, "zed", "yuri"):
+        assert login not in said
 
 
 def test_a_broken_file_at_start_stops_the_start_without_quoting_it(tmp_path: Path) -> None:
