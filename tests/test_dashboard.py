@@ -157,3 +157,66 @@ def test_every_team_view_panel_is_about_the_selected_team() -> None:
         if where.startswith("panel 'Teams'") or where.startswith("variable"):
             continue
         assert 'team=~"$team"' in expr, where
+
+
+QUICKSTART = ROOT / "examples" / "quickstart"
+
+
+def test_the_docs_call_each_dashboard_by_its_title() -> None:
+    titles = {json.loads(path.read_text())["title"] for path in (DASHBOARD, TEAM_DASHBOARD)}
+    named = [
+        name
+        for path in (ROOT / "README.md", QUICKSTART / "compose.yaml")
+        for name in re.findall(r'dashboard "([^"]+)"', path.read_text())
+    ]
+    assert named
+    assert [name for name in named if name not in titles] == []
+
+
+def _outer_by(expr: str) -> set[str] | None:
+    """The labels an expression keeps when it is one ``sum by (...)``, else None."""
+    found = re.match(r"\s*(?:sum|avg|max|min|count) by \(([^)]*)\)", expr)
+    return None if found is None else {label.strip() for label in found[1].split(",")}
+
+
+def test_a_legend_and_a_description_name_only_the_labels_the_query_keeps() -> None:
+    checked = 0
+    for path in (DASHBOARD, TEAM_DASHBOARD):
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel.get("targets", []):
+                kept = _outer_by(target["expr"])
+                if kept is None:
+                    continue
+                checked += 1
+                legend = set(re.findall(r"\{\{\s*(\w+)\s*\}\}", target.get("legendFormat", "")))
+                assert legend <= kept, panel["title"]
+                for per in re.findall(r"One line per ([\w ]+)", panel.get("description", "")):
+                    assert set(per.split(" and ")) <= kept, panel["title"]
+    assert checked
+
+
+def _scrape_interval(prometheus_yml: Path) -> str:
+    config = yaml.safe_load(prometheus_yml.read_text())
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "observer"]
+    interval: str = job.get("scrape_interval", config["global"]["scrape_interval"])
+    return interval
+
+
+def _time_interval(datasources: Path) -> str:
+    (source,) = yaml.safe_load(datasources.read_text())["datasources"]
+    interval: str = source["jsonData"]["timeInterval"]
+    return interval
+
+
+def test_each_grafana_data_source_has_the_scrape_interval_of_its_prometheus() -> None:
+    shipped = PROVISIONING / "datasources" / "prometheus.yaml"
+    assert _time_interval(shipped) == _scrape_interval(ROOT / "examples/prometheus/prometheus.yml")
+    # The quickstart's Grafana: the data source directory its compose file mounts.
+    grafana = yaml.safe_load((QUICKSTART / "compose.yaml").read_text())["services"]["grafana"]
+    (mounted,) = [
+        volume.split(":")[0]
+        for volume in grafana["volumes"]
+        if volume.split(":")[1] == "/etc/grafana/provisioning/datasources"
+    ]
+    quickstart = (QUICKSTART / mounted / "prometheus.yaml").resolve()
+    assert _time_interval(quickstart) == _scrape_interval(QUICKSTART / "prometheus.yml")

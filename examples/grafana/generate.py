@@ -196,26 +196,39 @@ TIERS = [
     ),
 ]
 
+BY_REPOSITORY_ENVIRONMENT = (
+    "One line per repository and environment.",
+    "{{repository}} {{environment}}",
+)
+
 TRENDS = [
     (
         "Deployments a day (7-day window)",
         f"sum by (repository) (repository_environment:dora_deployments:per_day_7d{{{SEL}}})",
         "short",
+        # Added up across the chosen environments: a repository's deployments, wherever they went.
+        (
+            "One line per repository: its deployments to the chosen environments added up.",
+            "{{repository}}",
+        ),
     ),
     (
         "Lead time, median (7-day window)",
         f"repository_environment:dora_lead_time_seconds:p50_7d{{{SEL}}}",
         "s",
+        BY_REPOSITORY_ENVIRONMENT,
     ),
     (
         "Change failure rate (7-day window)",
         f"repository_environment:dora_change_failure_rate:ratio_7d{{{SEL}}}",
         "percentunit",
+        BY_REPOSITORY_ENVIRONMENT,
     ),
     (
         "Failed deployment recovery, median (7-day window)",
         f"repository_environment:dora_deployment_recovery_seconds:p50_7d{{{SEL}}}",
         "s",
+        BY_REPOSITORY_ENVIRONMENT,
     ),
 ]
 
@@ -308,14 +321,14 @@ def flow_panels(y: int) -> list[dict[str, Any]]:
 
 def trend_panels(y: int) -> list[dict[str, Any]]:
     panels = [row("Trends by repository (7-day windows over the time range)", y)]
-    for index, (title, expr, unit) in enumerate(TRENDS):
+    for index, (title, expr, unit, (description, legend)) in enumerate(TRENDS):
         x, dy = (index % 2) * 12, (index // 2) * 8
         panels.append(
             panel(
                 "timeseries",
                 title,
-                "One line per repository and environment.",
-                [target(expr, "{{repository}} {{environment}}")],
+                description,
+                [target(expr, legend)],
                 (x, y + 1 + dy, 12, 8),
                 unit=unit,
                 options=TIMESERIES_OPTIONS,
