@@ -488,13 +488,42 @@ def test_kubernetes_objects_select_and_reach_each_other() -> None:
 
     ingress = one(K8S / "ingress.yaml")
     paths = [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
-    assert [path["path"] for path in paths] == ["/webhook"], "only deliveries are public"
+    assert [path["path"] for path in paths] == ["/webhook", "/api/event"], (
+        "only what observer signs"
+    )
     for path in paths:
         backend = path["backend"]["service"]
         assert backend["name"] == service["metadata"]["name"]
         assert backend["port"]["name"] in service_ports
     body_limit = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
     assert int(body_limit.rstrip("m")) >= 25, "GitHub sends up to 25 MiB"
+
+
+_PATH = re.compile(r"(?<![\w.])/[a-z][\w/]*")
+
+
+def test_the_ingress_exposes_the_paths_its_documentation_names() -> None:
+    ingress = one(K8S / "ingress.yaml")
+    exposed = {path["path"] for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]}
+    header = (K8S / "ingress.yaml").read_text().split("\n\n")[0]
+    assert header.startswith("# Exposes"), "the header says what the Ingress exposes first"
+    said = header.split("stay inside the cluster")[0]
+    docs = DOCS.read_text()
+    (row,) = [line for line in docs.splitlines() if line.startswith("| `ingress.yaml` |")]
+    (step,) = re.findall(r"the Kubernetes Ingress exposes (.*?);", docs, re.DOTALL)
+    for where, text in {"ingress.yaml": said, "table": row, "step 3": step}.items():
+        named = set(_PATH.findall(text)) - {"/healthz", "/metrics"}
+        assert named == exposed, where
+    # Routing cannot restrict the method, and the documentation says so.
+    assert "routes paths, not methods" in header
+    assert "routes paths" in row
+
+
+def test_observer_refuses_what_the_ingress_lets_through(start: Any) -> None:
+    service = start(api_token="a-token-long-enough-for-the-test")
+    for path in ("/webhook", "/api/event"):
+        assert service.client.get(path).status_code == 405, path
+        assert service.client.post(path, content=b"{}").status_code == 401, path
 
 
 # --- the state store on Kubernetes ------------------------------------------------------------
