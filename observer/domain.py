@@ -133,5 +133,3 @@ class IncidentResolved:
     opened_at: datetime
     resolved_at: datetime
     key: str
-    # The key its opening was recorded under, where the opening time may be kept.
-    opened_key: str | None = None

@@ -30,7 +30,6 @@ from observer.domain import (
     Push,
     Result,
     Review,
-    at,
 )
 from observer.enrichment import Deployments
 from observer.knowledge import Knowledge
@@ -194,14 +193,8 @@ class Recorder:
             return _not_listed(incident.repository)
 
         async def build(unit: Unit) -> Result:
-            opened_at = incident.opened_at
-            if incident.opened_key is not None:
-                known = await unit.get_many("incident", [incident.opened_key])
-                if incident.opened_key in known:
-                    # Opened when the label was added, which may be long after the issue was.
-                    opened_at = at(float(known[incident.opened_key]))
             resolved_at = self.clock(incident.resolved_at, unit)
-            recovery = max((resolved_at - opened_at).total_seconds(), 0.0)
+            recovery = max((resolved_at - incident.opened_at).total_seconds(), 0.0)
             unit.effect(lambda: self.metrics.incident_recovery.labels(repository).observe(recovery))
             self._touch(unit, repository)
             return Result(Outcome.ACCEPTED, repository=repository)
