@@ -1,17 +1,18 @@
-"""Rendering /metrics in process: prometheus-client's generators against observer.exposition.
+"""Rendering /metrics in process: prometheus-client's generators against
+observer.metrics.exposition.
 
     python benchmarks/exposition.py [--sizes 1000,10000,100000] [--repeat 5] [--changed 0.01]
 
-For each size, a registry built by observer.metrics.Metrics holds about that many series (sample
-lines): per repository and environment, deployments by status and a lead-time histogram carrying
-exemplars; per repository, pull requests by action, commits and the last event's time. Timed,
-as medians, interleaved so that a busy machine weighs on both sides:
+For each size, a registry built by observer.metrics.definitions.Metrics holds about that many
+series (sample lines): per repository and environment, deployments by status and a lead-time
+histogram carrying exemplars; per repository, pull requests by action, commits and the last
+event's time. Timed, as medians, interleaved so that a busy machine weighs on both sides:
 
 - prometheus-client: ``generate_latest`` (text), the OpenMetrics ``generate_latest``, and the
   latter gzipped at level 9 (what /metrics did before);
-- observer.exposition, first render (cold caches, a fresh renderer each time) and steady state:
-  between two scrapes about ``--changed`` of the series move, as webhooks would move them; its
-  gzip is at observer.exposition.GZIP_LEVEL.
+- observer.metrics.exposition, first render (cold caches, a fresh renderer each time) and steady
+  state: between two scrapes about ``--changed`` of the series move, as webhooks would move
+  them; its gzip is at observer.metrics.exposition.GZIP_LEVEL.
 
 Sizes are those of the bodies: text, OpenMetrics, OpenMetrics gzipped at level 9 and at the
 level used.
@@ -36,8 +37,8 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 import observer
-from observer.exposition import GZIP_LEVEL, Exposition
-from observer.metrics import Metrics
+from observer.metrics.definitions import Metrics
+from observer.metrics.exposition import GZIP_LEVEL, Exposition
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 ENVIRONMENTS = ("production", "staging", "qa", "dev", "preview")

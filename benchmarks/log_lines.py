@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from observer import logs
+from observer.ops import logs
 
 # The fields of a webhook delivery's line.
 FIELDS = {

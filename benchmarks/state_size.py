@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from observer import commitlist, history, knowledge
+from observer.leadtime import commitlist, history, knowledge
 from observer.state.base import kinds
 from observer.state.memory import MemoryStore
 

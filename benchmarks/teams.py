@@ -20,9 +20,9 @@ import yaml
 
 from observer.app import create_app
 from observer.domain import PullRequest
-from observer.routes import Services
 from observer.settings import Settings
-from observer.teams import parse_teams
+from observer.teams.file import parse_teams
+from observer.web.routes import Services
 
 
 def teams_document(teams: int, members: int) -> dict[str, object]:

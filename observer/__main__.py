@@ -14,12 +14,13 @@ from types import FrameType
 import uvicorn
 from pydantic import ValidationError
 
-from observer import __version__, logs
+from observer import __version__
 from observer.app import create_app
-from observer.scrapes import Scrapes, final_scrape
+from observer.metrics.scrapes import Scrapes, final_scrape
+from observer.ops import logs
+from observer.ops.shutdown import Shutdown
+from observer.ops.startup import StartError, listen, summary, warnings
 from observer.settings import Settings, describe_error
-from observer.shutdown import Shutdown
-from observer.startup import StartError, listen, summary, warnings
 from observer.state.file import SnapshotError
 
 DESCRIPTION = """\
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "demo":
         # Imported here: serving never needs the demo's code.
-        from observer import demo
+        from observer.cli import demo
 
         return demo.main(args.url, days=args.days, seed=args.seed, pause=args.pause)
     return serve()

@@ -16,27 +16,28 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from observer import first_review, logs
-from observer.activity import Activity
-from observer.deploy_workflows import DeployWorkflows
-from observer.dispatch import CountErrors
-from observer.enrichment import Deployments, Enrichment
-from observer.github import GitHubClient, create_http_client
-from observer.github_auth import AppInstallationToken, AppJwt, TokenSource, token_source
-from observer.knowledge import Knowledge
-from observer.labels import LabelPolicy
-from observer.leadtime import LeadTime
-from observer.metrics import Metrics
+from observer import first_review
+from observer.leadtime.changes import LeadTime
+from observer.leadtime.enrichment import Deployments, Enrichment
+from observer.leadtime.forges import GitHubSource, Source, WebhookSource
+from observer.leadtime.knowledge import Knowledge
+from observer.metrics.definitions import Metrics
+from observer.metrics.labels import LabelPolicy
+from observer.metrics.scrapes import Scrapes
+from observer.ops import logs
+from observer.ops.shutdown import Shutdown
 from observer.recorder import Recorder
-from observer.redeliver import Hook, Redelivery, hook_path
-from observer.routes import Endpoints, Services
-from observer.scrapes import Scrapes
 from observer.settings import Settings
-from observer.shutdown import Shutdown
-from observer.sources import GitHubSource, Source, WebhookSource
+from observer.sources.github.auth import AppInstallationToken, AppJwt, TokenSource, token_source
+from observer.sources.github.client import GitHubClient, create_http_client
+from observer.sources.github.redeliver import Hook, Redelivery, hook_path
+from observer.sources.github.workflows import DeployWorkflows
 from observer.state import Store, StoreUnavailable, open_store
 from observer.state.doubt import Ledger
 from observer.state.snapshot import SnapshotConflict, SnapshotStore
+from observer.teams.activity import Activity
+from observer.web.asgi import CountErrors
+from observer.web.routes import Endpoints, Services
 
 
 def create_app(

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from observer.metrics import Metrics
+from observer.metrics.definitions import Metrics
 from observer.state import Store, StoreUnavailable, Unit, Verdict
 from observer.state.doubt import Ledger
 

@@ -17,9 +17,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from observer import incidents
-from observer.activity import Activity
-from observer.children import Children
-from observer.deploy_workflows import DeployWorkflows
 from observer.domain import (
     Deployment,
     IncidentOpened,
@@ -31,12 +28,15 @@ from observer.domain import (
     Result,
     Review,
 )
-from observer.enrichment import Deployments
-from observer.knowledge import Knowledge
-from observer.labels import LabelPolicy
-from observer.metrics import Metrics
+from observer.leadtime.enrichment import Deployments
+from observer.leadtime.knowledge import Knowledge
+from observer.metrics.children import Children
+from observer.metrics.definitions import Metrics
+from observer.metrics.labels import LabelPolicy
+from observer.sources.github.workflows import DeployWorkflows
 from observer.state import Store, StoreUnavailable, Unit, Verdict
 from observer.state.doubt import Ledger
+from observer.teams.activity import Activity
 
 # A unit built again when another replica changed what it read: past this, the store is taken
 # as failing (503) rather than looping.

@@ -17,7 +17,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from observer.github_keys import load_private_key
+from observer.sources.github.keys import load_private_key
 
 # Secrets that may come from a file instead of the environment, as Kubernetes mounts them.
 FILE_SECRETS = (
@@ -200,7 +200,7 @@ class Settings(BaseSettings):
     def _check_teams_file(cls, value: Path | None) -> Path | None:
         if value is not None:
             # Imported here: the teams module depends on these settings' neighbours.
-            from observer.teams import TeamsError, read_teams
+            from observer.teams.file import TeamsError, read_teams
 
             try:
                 read_teams(value)

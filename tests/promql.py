@@ -14,7 +14,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from observer.metrics import Metrics
+from observer.metrics.definitions import Metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_EXAMPLES = ROOT / "examples" / "prometheus"

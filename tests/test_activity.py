@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from observer.metrics import Metrics
+from observer.metrics.definitions import Metrics
 from observer.settings import Settings
 from tests.conftest import Service, load_fixture
 from tests.payloads import members, pull_request, review, write_teams

@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.testclient import TestClient
 
-from observer import routes
 from observer.app import create_app
+from observer.web import routes
 from tests.conftest import SECRET, load_fixture, make_settings
 from tests.exposition import Exposition
 from tests.processes import free_port

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from observer.demo import History
+from observer.cli.demo import History
 from tests.exposition import Exposition
 from tests.processes import observer_command, start_observer
 

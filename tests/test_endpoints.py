@@ -13,8 +13,8 @@ from starlette.testclient import TestClient
 
 from observer import __version__
 from observer.app import create_app
-from observer.events import HANDLERS
-from observer.metrics import WEBHOOK_EVENTS
+from observer.metrics.definitions import WEBHOOK_EVENTS
+from observer.sources.github.events import HANDLERS
 from tests.conftest import API_TOKEN, SECRET, Service, make_settings
 from tests.exposition import CONTRACT_BUCKETS, Exposition
 from tests.test_api_event import deployment

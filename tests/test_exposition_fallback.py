@@ -18,8 +18,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest, values
 from starlette.testclient import TestClient
 
-from observer import exposition_cache
 from observer.app import create_app
+from observer.metrics import exposition_cache
 from tests.conftest import Service, make_settings
 from tests.exposition import Exposition as Scraped
 

@@ -25,8 +25,8 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.registry import Collector
 
-from observer.exposition import Exposition, WithoutCreated
-from observer.metrics import Metrics
+from observer.metrics.definitions import Metrics
+from observer.metrics.exposition import Exposition, WithoutCreated
 from tests.conftest import Service
 from tests.exposition import Exposition as Scraped
 

@@ -25,7 +25,9 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from observer import __version__
-from observer.github import (
+from observer.metrics.definitions import ENRICHMENT_FAILURES, Metrics
+from observer.settings import Settings
+from observer.sources.github.client import (
     ApiCommit,
     ApiDeployment,
     ApiPull,
@@ -47,10 +49,8 @@ from observer.github import (
     create_http_client,
     token_source,
 )
-from observer.github_errors import http_error
-from observer.github_http import graphql_url
-from observer.metrics import ENRICHMENT_FAILURES, Metrics
-from observer.settings import Settings
+from observer.sources.github.errors import http_error
+from observer.sources.github.http import graphql_url
 from tests.fake_github import FakeGitHub, graph_pull, serve
 
 T = TypeVar("T")

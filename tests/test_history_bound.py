@@ -7,7 +7,7 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
-from observer.history import MAX_ENTRIES, MAX_WAITING, Entry, History
+from observer.leadtime.history import MAX_ENTRIES, MAX_WAITING, Entry, History
 from tests.conftest import Service
 from tests.story import REPO, deployment_status
 

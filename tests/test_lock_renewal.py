@@ -15,9 +15,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from observer.domain import Deployment
-from observer.enrichment import LOCK_SECONDS, Deployments, Enrichment
-from observer.labels import LabelPolicy
-from observer.metrics import Metrics
+from observer.leadtime.enrichment import LOCK_SECONDS, Deployments, Enrichment
+from observer.metrics.definitions import Metrics
+from observer.metrics.labels import LabelPolicy
 from observer.state import KINDS, Unit
 from observer.state.doubt import Ledger
 from observer.state.lease import LockLost, hold

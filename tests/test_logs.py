@@ -16,12 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
-from observer import logs
+from observer.ops import logs
 from tests.processes import start_observer
 
 PROGRAM = """
 import logging, sys
-from observer import logs
+from observer.ops import logs
 with logs.writing(sys.argv[1]):
     logs.event("started", mode="memory")
     logs.request(200, "webhook delivery", delivery="d-1", result="accepted")
@@ -77,7 +77,7 @@ def test_refusals_show_at_warning_and_the_rest_does_not() -> None:
 def test_lines_are_written_while_the_process_runs() -> None:
     # Batched lines still come out while the service is serving, not only when it stops.
     program = (
-        "import sys\nfrom observer import logs\nwith logs.writing('info'):\n"
+        "import sys\nfrom observer.ops import logs\nwith logs.writing('info'):\n"
         "    logs.event('serving')\n    sys.stdin.read()\n"
     )
     process = subprocess.Popen(

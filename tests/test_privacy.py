@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from observer.logs import JsonFormatter
+from observer.ops.logs import JsonFormatter
 from tests.conftest import FIXTURES, Service, fixture_event, load_fixture
 from tests.payloads import members, pull_request, review, write_teams
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from observer import commitlist
-from observer.knowledge import MAX_PUSH_COMMITS, Knowledge
+from observer.leadtime import commitlist
+from observer.leadtime.knowledge import MAX_PUSH_COMMITS, Knowledge
 from observer.state.base import KINDS
 from observer.state.memory import MemoryStore
 from tests.conftest import Service

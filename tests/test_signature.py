@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from observer.signature import sign, verify
+from observer.sources.github.signature import sign, verify
 from tests.signing import sign as independent_sign
 from tests.signing import sign_with_openssl
 

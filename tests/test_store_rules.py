@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from observer import commitlist
+from observer.leadtime import commitlist
 from observer.state import redis as redis_store
 from observer.state.base import kinds
 from observer.state.redis import RedisStore

@@ -14,11 +14,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
-from observer.exposition import Exposition
-from observer.metrics import Metrics
+from observer.metrics.definitions import Metrics
+from observer.metrics.exposition import Exposition
 from observer.settings import Settings
-from observer.teams import Teams, parse_teams
-from observer.teams_source import TeamsSource
+from observer.teams.file import Teams, parse_teams
+from observer.teams.source import TeamsSource
 from tests.conftest import Service, make_settings
 from tests.exposition import Exposition as Scraped
 from tests.payloads import members, pull_request, review, write_teams

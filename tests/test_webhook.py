@@ -11,8 +11,8 @@ import pytest
 from prometheus_client.utils import floatToGoString
 from starlette.testclient import TestClient
 
-from observer import routes
 from observer.app import create_app
+from observer.web import routes
 from tests.conftest import SECRET, Service, load_fixture, make_settings
 from tests.exposition import CONTRACT_BUCKETS
 from tests.signing import sign, sign_with_openssl

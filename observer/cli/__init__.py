@@ -1,0 +1,1 @@
+"""Commands that drive a running observer from outside: the demo history."""

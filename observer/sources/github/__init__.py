@@ -1,0 +1,1 @@
+"""GitHub: webhook deliveries, and the REST and GraphQL API lead time asks."""
