@@ -133,3 +133,16 @@ class IncidentResolved:
     opened_at: datetime
     resolved_at: datetime
     key: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceIncident:
+    """An incident its source names itself (an alert's fingerprint and start, a PagerDuty
+    incident's id): opened at ``opened_at`` and, once the source says so, resolved at
+    ``resolved_at``. Its opening and its resolution are each counted once, in whichever order
+    they arrive: a resolution arriving first counts the opening it implies."""
+
+    repository: str
+    key: str
+    opened_at: datetime
+    resolved_at: datetime | None = None

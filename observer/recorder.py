@@ -27,6 +27,7 @@ from observer.domain import (
     Push,
     Result,
     Review,
+    SourceIncident,
 )
 from observer.leadtime.enrichment import Deployments
 from observer.leadtime.knowledge import Knowledge
@@ -202,6 +203,42 @@ class Recorder:
         return await self.record(
             incident.key, "incident resolution already counted", repository, build
         )
+
+    async def source_incident(self, incident: SourceIncident) -> Result:
+        """An incident seen opened, or resolved (which implies it opened): each counted once.
+
+        The source's notification tells the whole incident so far, so nothing but which of its
+        two counts were made is kept: a resolution whose opening was never delivered (observer
+        was down, or it came later) still counts the incident opened, once.
+        """
+        repository = self._labels.repository(incident.repository)
+        if repository is None:
+            return _not_listed(incident.repository)
+
+        async def build(unit: Unit) -> Result:
+            opens = await unit.add("event", f"{incident.key}:opened")
+            recovery: float | None = None
+            if incident.resolved_at is not None and await unit.add(
+                "event", f"{incident.key}:resolved"
+            ):
+                opened_at = self.clock(incident.opened_at, unit)
+                resolved_at = self.clock(incident.resolved_at, unit)
+                recovery = max((resolved_at - opened_at).total_seconds(), 0.0)
+            if not opens and recovery is None:
+                return Result(Outcome.DUPLICATE, "incident already counted", repository)
+
+            def count() -> None:
+                if opens:
+                    self.metrics.incidents_opened.labels(repository).inc()
+                if recovery is not None:
+                    self.metrics.incident_recovery.labels(repository).observe(recovery)
+
+            unit.effect(count)
+            self._touch(unit, repository)
+            return Result(Outcome.ACCEPTED, repository=repository)
+
+        # Its two counts are its identity, each claimed in the unit and checked at commit.
+        return await self.record(None, "incident already counted", repository, build)
 
     async def issue_incident(self, change: IssueIncident) -> Result:
         """An issue's incident period opened or ended: counted once, in the events' order."""

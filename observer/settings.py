@@ -27,11 +27,14 @@ FILE_SECRETS = (
     "github_app_private_key",
     "api_token",
     "state_url",
+    "pagerduty_webhook_secret",
 )
 
 STATE_SCHEMES = ("file", "gs", "s3", "az", "redis", "rediss")
 
 REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/(?:[A-Za-z0-9_.-]+|\*)$")
+# A repository another source names: owner/name, or a path with subgroups as GitLab names them.
+REPOSITORY_PATH = re.compile(r"^[A-Za-z0-9_.-]{1,100}(?:/[A-Za-z0-9_.-]{1,100}){1,20}$")
 # A webhook whose deliveries can be listed and redelivered: an organisation's, a repository's,
 # or (``app``) the GitHub App's own.
 HOOK_PATTERN = re.compile(
@@ -99,12 +102,20 @@ class Settings(BaseSettings):
     redeliver_hooks: Annotated[tuple[str, ...], NoDecode] = ()
     redeliver_interval: float = Field(default=300.0, gt=0)
 
+    # Incidents from Alertmanager (which alerts, and the label naming the repository) and from
+    # PagerDuty (the subscription's secret, and which service is which repository).
+    incident_alerts: str = 'severity=~"critical|page"'
+    alert_repository_label: str = Field(default="repository", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    pagerduty_webhook_secret: SecretStr | None = None
+    pagerduty_services: Annotated[tuple[tuple[str, str], ...], NoDecode] = ()
+
     webhook_secret_file: Path | None = None
     webhook_secret_previous_file: Path | None = None
     github_token_file: Path | None = None
     github_app_private_key_file: Path | None = None
     api_token_file: Path | None = None
     state_url_file: Path | None = None
+    pagerduty_webhook_secret_file: Path | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -139,6 +150,7 @@ class Settings(BaseSettings):
         "webhook_secret_previous",
         "github_app_private_key",
         "state_url",
+        "pagerduty_webhook_secret",
     )
     @classmethod
     def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
@@ -229,6 +241,43 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             value = [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("incident_alerts")
+    @classmethod
+    def _check_incident_alerts(cls, value: str) -> str:
+        # Imported here: the sources import these settings.
+        from observer.sources.alertmanager.matchers import MatcherError, parse
+
+        try:
+            parse(value)
+        except MatcherError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("pagerduty_services", mode="before")
+    @classmethod
+    def _split_pagerduty_services(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        pairs = []
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            service, equals, repository = item.rpartition("=")
+            if not equals or not service.strip() or not repository.strip():
+                raise ValueError(f"{item!r} is not SERVICE=owner/name")
+            pairs.append((service.strip(), repository.strip()))
+        return tuple(pairs)
+
+    @field_validator("pagerduty_services")
+    @classmethod
+    def _check_pagerduty_services(
+        cls, value: tuple[tuple[str, str], ...]
+    ) -> tuple[tuple[str, str], ...]:
+        for service, repository in value:
+            if not REPOSITORY_PATH.match(repository):
+                raise ValueError(f"{service}={repository}: {repository!r} is not owner/name")
+        return tuple((service, repository.lower()) for service, repository in value)
 
     @field_validator("redeliver_hooks", mode="before")
     @classmethod

@@ -42,6 +42,18 @@ class Delivery:
     id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Named:
+    """What ``parse`` returns for a source that names its event in the body, not in a header
+    (Alertmanager's ``status``, PagerDuty's ``event.event_type``): the pipeline takes the event's
+    name from here (for the table and the ``event`` label) and hands ``payload`` to its handler.
+    ``identify`` then gives a name outside the table, so a delivery refused before it is parsed
+    counts as ``other``."""
+
+    event: str
+    payload: Any
+
+
 class Adapter(Protocol):
     # The `source` label value, and the path the pipeline serves it on.
     name: str
@@ -58,4 +70,5 @@ class Adapter(Protocol):
         """The event name and delivery id from an authentic request's headers (400 if unusable)."""
 
     def parse(self, delivery: Delivery, headers: Mapping[str, str], body: bytes) -> Any:
-        """The payload its handler takes (400 or 415 with a reason when it cannot be read)."""
+        """The payload its handler takes (400 or 415 with a reason when it cannot be read), or
+        that payload ``Named`` by the event the body says it is."""

@@ -1,0 +1,83 @@
+"""Prometheus Alertmanager (``POST /alertmanager``): alerts that are incidents.
+
+Alertmanager's ``webhook_config`` sends ``Authorization: Bearer <API_TOKEN>`` when its
+``http_config.authorization`` says so; the body is a notification of payload version 4
+(observer.sources.alertmanager.notification). Alertmanager sends no delivery id: each alert's
+fingerprint and start are its identity, and the notification's ``status`` is the event.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from observer.domain import Result
+from observer.recorder import Recorder
+from observer.settings import Settings
+from observer.sources.adapter import Adapter, Delivery, Handler, Named, Refused
+from observer.sources.alertmanager.matchers import parse as parse_matchers
+from observer.sources.alertmanager.notification import Incidents, Notification
+from observer.web.body import BodyError, parse_json
+
+# Outside the table: the name of a delivery refused before its status is read.
+UNREAD = "notification"
+SUPPORTED_VERSION = "4"
+
+
+class Alertmanager:
+    name = "alertmanager"
+    path = "/alertmanager"
+
+    def __init__(self, api_token: str | None, incidents: Incidents) -> None:
+        self._token = api_token.encode() if api_token is not None else None
+        self._incidents = incidents
+        handler: Handler = self._handle
+        self.events: Mapping[str, Handler] = {"firing": handler, "resolved": handler}
+
+    def precheck(self, headers: Mapping[str, str]) -> None:
+        scheme, _, _ = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            raise Refused(401, "missing bearer token (Authorization: Bearer <API_TOKEN>)")
+        if self._token is None:
+            raise Refused(401, "bearer token refused: API_TOKEN is not configured on this observer")
+
+    def authenticate(self, headers: Mapping[str, str], body: bytes) -> None:
+        self.precheck(headers)
+        assert self._token is not None  # the precheck refuses without one
+        _, _, token = headers.get("authorization", "").partition(" ")
+        if not hmac.compare_digest(token.strip().encode(), self._token):
+            raise Refused(401, "bearer token is not valid")
+
+    def identify(self, headers: Mapping[str, str]) -> Delivery:
+        return Delivery(UNREAD, None)
+
+    def parse(self, delivery: Delivery, headers: Mapping[str, str], body: bytes) -> Any:
+        try:
+            document = parse_json(body)
+        except BodyError as error:
+            raise Refused(400, str(error)) from None
+        if not isinstance(document, dict):
+            raise Refused(400, "payload is not a JSON object")
+        version = document.get("version")
+        if version != SUPPORTED_VERSION:
+            raise Refused(
+                400,
+                f"payload version {version!r} is not supported: Alertmanager's webhook payload "
+                f"version {SUPPORTED_VERSION} is",
+            )
+        status = document.get("status")
+        if status not in self.events:
+            raise Refused(400, "status must be firing or resolved")
+        return Named(str(status), document)
+
+    async def _handle(self, payload: Any, recorder: Recorder) -> Result:
+        # A ValidationError names the fields; the pipeline answers 400 with them.
+        notification = Notification.model_validate(payload)
+        return await self._incidents.record(notification, recorder)
+
+
+def adapter(settings: Settings) -> Adapter:
+    token = settings.api_token.get_secret_value() if settings.api_token is not None else None
+    incidents = Incidents(parse_matchers(settings.incident_alerts), settings.alert_repository_label)
+    return Alertmanager(token, incidents)
