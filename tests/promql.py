@@ -27,12 +27,12 @@ PROMETHEUS_RULE = ROOT / "examples" / "k8s" / "prometheusrule.yaml"
 PROMETHEUS_SERIES = frozenset({"up", "ALERTS", "ALERTS_FOR_STATE"})
 
 
-def require_binary(name: str) -> str:
+def require_binary(name: str, package: str = "prometheus") -> str:
     """The binary's path; skipped when it is missing, unless CI is set, where that fails."""
     path = shutil.which(name)
     if path:
         return path
-    message = f"{name} is not installed (Debian: apt-get install prometheus)"
+    message = f"{name} is not installed (Debian: apt-get install {package})"
     if os.environ.get("CI"):
         pytest.fail(f"{message}, and CI must run these tests")
     pytest.skip(message)
