@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import API_TOKEN, FIXTURES, Service
 from tests.corpus import WRONG_VALUES, _delete, _paths, _set
 from tests.exposition import Exposition
+from tests.redis_server import RedisServer, running_redis
 
 REPOSITORY = "octo-org/octo-app"
 # startsAt 10:02:15.739266876 to endsAt 10:47:45.239266876, in the microseconds kept.
@@ -166,3 +167,31 @@ def test_wrongly_typed_notifications_never_get_a_5xx(service: Service) -> None:
         assert response.status_code in (200, 400), (path, response.text)
     assert len(cases) > 1000
     assert statuses == {200, 400}
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    with running_redis() as server:
+        yield server
+
+
+def test_two_replicas_on_one_redis_count_each_incident_once(
+    redis: RedisServer, start: Callable[..., Service]
+) -> None:
+    # The server is set up before the replicas, so it outlives them.
+    first, second = start(state_url=redis.url), start(state_url=redis.url)
+    # Behind a load balancer, in any order: resolved reaches one replica first.
+    for replica, name in [
+        (first, "resolved"),
+        (second, "firing"),
+        (second, "resolved"),
+        (first, "firing_grouped"),
+    ]:
+        assert notify(replica, body(name)).status_code == 200
+    both = [first.metrics(), second.metrics()]
+    name = "dora_incidents_opened_total"
+    assert sum(m.get(name, repository=REPOSITORY) for m in both) == 1
+    count = "dora_incident_recovery_seconds_count"
+    assert sum(m.get(count, repository=REPOSITORY) for m in both) == 1
+    total = "dora_incident_recovery_seconds_sum"
+    assert sum(m.get(total, repository=REPOSITORY) for m in both) == RECOVERY

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -16,6 +16,7 @@ from observer.sources.pagerduty.signature import sign
 from tests.conftest import FIXTURES, Service
 from tests.corpus import WRONG_VALUES, _delete, _paths, _set
 from tests.exposition import Exposition
+from tests.redis_server import RedisServer, running_redis
 
 SECRET = "pagerduty-subscription-secret"
 OLD_SECRET = "pagerduty-previous-secret"
@@ -235,3 +236,34 @@ def test_wrongly_typed_events_never_get_a_5xx(service: Service) -> None:
         assert response.status_code in (200, 400), (path, response.text)
     assert len(cases) > 1000
     assert statuses == {200, 400}
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    with running_redis() as server:
+        yield server
+
+
+def test_two_replicas_on_one_redis_count_each_incident_once(
+    redis: RedisServer, start: Callable[..., Service]
+) -> None:
+    settings = {
+        "state_url": redis.url,
+        "pagerduty_webhook_secret": SECRET,
+        "pagerduty_services": f"PF9KMXH={REPOSITORY}",
+    }
+    first, second = start(**settings), start(**settings)
+    for replica, name in [
+        (first, "incident_resolved"),
+        (second, "incident_triggered"),
+        (second, "incident_resolved"),
+        (first, "incident_triggered"),
+    ]:
+        assert send(replica, body(name)).status_code == 200
+    both = [first.metrics(), second.metrics()]
+    name = "dora_incidents_opened_total"
+    assert sum(m.get(name, repository=REPOSITORY) for m in both) == 1
+    count = "dora_incident_recovery_seconds_count"
+    assert sum(m.get(count, repository=REPOSITORY) for m in both) == 1
+    total = "dora_incident_recovery_seconds_sum"
+    assert sum(m.get(total, repository=REPOSITORY) for m in both) == RECOVERY
