@@ -86,7 +86,7 @@ def test_the_event_type_names_the_event_and_x_webhook_id_the_delivery() -> None:
 
 @pytest.mark.parametrize(
     ("body", "says"),
-    [(b"{", "not valid JSON"), (b"[]", "event.event_type"), (b'{"event": {}}', "event_type")],
+    [(b"{", "not valid JSON"), (b"[]", "not a JSON object"), (b'{"event": {}}', "event_type")],
 )
 def test_a_body_that_is_not_a_v3_webhook_is_malformed(body: bytes, says: str) -> None:
     source = adapter(make_settings(pagerduty_webhook_secret=SECRET.decode()))

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from observer.settings import Settings
+from observer.sources import alertmanager, pagerduty
 from observer.sources.adapter import Adapter
 from observer.sources.github import adapter as github
 
-ADAPTERS: tuple[Callable[[Settings], Adapter], ...] = (github.adapter,)
+ADAPTERS: tuple[Callable[[Settings], Adapter], ...] = (
+    github.adapter,
+    alertmanager.adapter,
+    pagerduty.adapter,
+)

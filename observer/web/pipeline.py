@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from pydantic import ValidationError
@@ -24,7 +24,7 @@ from observer.metrics.definitions import WEBHOOK_RESULTS, Metrics
 from observer.metrics.scrapes import Scrapes
 from observer.ops import logs
 from observer.recorder import Recorder
-from observer.sources.adapter import Adapter, Refused
+from observer.sources.adapter import Adapter, Named, Refused
 from observer.state import Store, StoreUnavailable
 from observer.web.answers import accepted, error, unavailable
 from observer.web.body import BodyBudget, BodyError, BodyTooLarge, read_body
@@ -119,6 +119,10 @@ class Pipeline:
             payload = adapter.parse(delivery, headers, body)
         except Refused as refused:
             return finish(error(refused.status, refused.reason), "malformed", refused.reason)
+        if isinstance(payload, Named):
+            # A source that names its event in the body (Alertmanager, PagerDuty).
+            delivery = replace(delivery, event=payload.event)
+            payload = payload.payload
 
         services: Services = scope["state"]["services"]
         store = services.store

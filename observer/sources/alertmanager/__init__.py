@@ -18,7 +18,7 @@ from observer.settings import Settings
 from observer.sources.adapter import Adapter, Delivery, Handler, Named, Refused
 from observer.sources.alertmanager.matchers import parse as parse_matchers
 from observer.sources.alertmanager.notification import Incidents, Notification
-from observer.web.body import BodyError, parse_json
+from observer.sources.payload import json_object
 
 # Outside the table: the name of a delivery refused before its status is read.
 UNREAD = "notification"
@@ -53,21 +53,17 @@ class Alertmanager:
         return Delivery(UNREAD, None)
 
     def parse(self, delivery: Delivery, headers: Mapping[str, str], body: bytes) -> Any:
-        try:
-            document = parse_json(body)
-        except BodyError as error:
-            raise Refused(400, str(error)) from None
-        if not isinstance(document, dict):
-            raise Refused(400, "payload is not a JSON object")
+        document = json_object(body, headers.get("content-type", ""))
         version = document.get("version")
         if version != SUPPORTED_VERSION:
+            claimed = repr(version)[:40]
             raise Refused(
                 400,
-                f"payload version {version!r} is not supported: Alertmanager's webhook payload "
+                f"payload version {claimed} is not supported: Alertmanager's webhook payload "
                 f"version {SUPPORTED_VERSION} is",
             )
         status = document.get("status")
-        if status not in self.events:
+        if not isinstance(status, str) or status not in self.events:
             raise Refused(400, "status must be firing or resolved")
         return Named(str(status), document)
 

@@ -15,7 +15,7 @@ from observer.settings import Settings
 from observer.sources.adapter import Adapter, Delivery, Handler, Named, Refused
 from observer.sources.pagerduty.events import Handlers, Services
 from observer.sources.pagerduty.signature import verify
-from observer.web.body import BodyError, parse_json
+from observer.sources.payload import json_object
 
 SIGNATURE = "x-pagerduty-signature"
 DELIVERY = "x-webhook-id"
@@ -53,16 +53,13 @@ class PagerDuty:
     def identify(self, headers: Mapping[str, str]) -> Delivery:
         delivery = headers.get(DELIVERY) or None
         if delivery is not None and len(delivery) > MAX_DELIVERY_ID:
-            raise Refused(400, "X-Webhook-Id is too long")
+            return Delivery(UNREAD, None, unusable="X-Webhook-Id is too long")
         # Without the header, the incident's id still counts each event once.
         return Delivery(UNREAD, delivery)
 
     def parse(self, delivery: Delivery, headers: Mapping[str, str], body: bytes) -> Any:
-        try:
-            document = parse_json(body)
-        except BodyError as error:
-            raise Refused(400, str(error)) from None
-        event = document.get("event") if isinstance(document, dict) else None
+        document = json_object(body, headers.get("content-type", ""))
+        event = document.get("event")
         event_type = event.get("event_type") if isinstance(event, dict) else None
         if not isinstance(event_type, str) or not event_type:
             raise Refused(400, "payload has no event.event_type: not a v3 webhook")
