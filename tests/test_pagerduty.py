@@ -212,7 +212,8 @@ def test_no_person_reaches_metrics_or_logs(
     ).text
     formatter = JsonFormatter()
     logs = "\n".join(formatter.format(record) for record in caplog.records)
-    assert '"source": "pagerduty"' in logs or "pagerduty" in logs
+    assert '"source": "pagerduty"' in logs
+    assert '"event": "incident.resolved"' in logs
     for person in PEOPLE:
         assert person not in plain
         assert person not in openmetrics
