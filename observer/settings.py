@@ -38,7 +38,10 @@ WHSEC = "whsec_"
 
 STATE_SCHEMES = ("file", "gs", "s3", "az", "redis", "rediss")
 
-REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/(?:[A-Za-z0-9_.-]+|\*)$")
+# owner/name or owner/*; GitLab's projects and groups may sit in subgroups (group/sub/name).
+REPOSITORY_PATTERN = re.compile(
+    r"^[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+){0,19}/(?:[A-Za-z0-9_.-]+|\*)$"
+)
 # A webhook whose deliveries can be listed and redelivered: an organisation's, a repository's,
 # or (``app``) the GitHub App's own.
 HOOK_PATTERN = re.compile(
@@ -188,7 +191,7 @@ class Settings(BaseSettings):
     def _check_repositories(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for item in value:
             if not REPOSITORY_PATTERN.match(item):
-                raise ValueError(f"{item!r} is not owner/name or owner/*")
+                raise ValueError(f"{item!r} is not owner/name or owner/* (or group/sub/name)")
         return tuple(item.lower() for item in value)
 
     @field_validator("state_url")
