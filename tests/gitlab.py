@@ -12,8 +12,12 @@ import hmac
 import json
 import time
 import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+from tests.story import sha
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gitlab"
 SECRET = "test-gitlab-secret-token"
@@ -117,3 +121,103 @@ def issue(path: str, action: str, *, id: int, at: str, **fields: Any) -> Any:
     # No label change unless a test gives one.
     del payload["changes"]["labels"]
     return payload
+
+
+# ---------------------------------------------------------------------------------------------
+# One GitLab history with exact numbers, told a few days ago so that no time is ahead of now.
+
+REPO = "acme/platform/api"
+HOUR = 3600.0
+T0 = datetime.fromtimestamp((time.time() // HOUR) * HOUR, UTC) - timedelta(days=4)
+
+
+def at(hours: float) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ruby(moment: datetime, offset_hours: int = 0) -> str:
+    """GitLab's other way of writing a time: ``2021-04-28 21:50:00 +0200`` or ``... UTC``."""
+    if offset_hours == 0:
+        return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    local = moment.astimezone(timezone(timedelta(hours=offset_hours)))
+    return local.strftime("%Y-%m-%d %H:%M:%S %z")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    event: str
+    payload: dict[str, Any]
+    delivery: str
+
+    def body(self) -> bytes:
+        return json.dumps(self.payload).encode()
+
+
+def story() -> list[Delivery]:
+    """Push c1, deploy it; a merge request opened, approved, merged; push c2..c3; a failed
+    deployment of c3 and its recovery; an incident, and an issue labelled then unlabelled."""
+    c1, c2, c3 = sha("gl-c1"), sha("gl-c2"), sha("gl-c3")
+    labelled = issue(REPO, "update", id=9002, at=ruby(at(15)), type="Issue")
+    labelled["changes"]["labels"] = {"previous": [], "current": [{"title": "incident"}]}
+    unlabelled = issue(REPO, "update", id=9002, at=ruby(at(15.5)), type="Issue")
+    unlabelled["changes"]["labels"] = {"previous": [{"title": "incident"}], "current": []}
+    return [
+        Delivery("Push Hook", push(REPO, before=sha("gl-c0"), after=c1,
+                                   commits=[(c1, iso(at(0)))], total=1), "push-1"),
+        Delivery("Deployment Hook", deployment(REPO, "running", id=71, at=ruby(at(1.5), 2),
+                                               sha=c1, environment="production"), "d71-running"),
+        Delivery("Deployment Hook", deployment(REPO, "success", id=71, at=ruby(at(2), 2),
+                                               sha=c1, environment="production"), "d71-success"),
+        Delivery("Merge Request Hook", merge_request(REPO, "open", id=501, iid=7,
+                 created_at=iso(at(1)), updated_at=iso(at(1))), "mr-open"),
+        Delivery("Merge Request Hook", merge_request(REPO, "approved", id=501, iid=7,
+                 created_at=iso(at(1)), updated_at=iso(at(2.5))), "mr-approved"),
+        Delivery("Merge Request Hook", merge_request(REPO, "merge", id=501, iid=7,
+                 created_at=iso(at(1)), updated_at=ruby(at(4.5))), "mr-merge"),
+        Delivery("Push Hook", push(REPO, before=c1, after=c3,
+                                   commits=[(c2, iso(at(3))), (c3, iso(at(4)))], total=2),
+                 "push-2"),
+        Delivery("Deployment Hook", deployment(REPO, "failed", id=72, at=ruby(at(5)),
+                                               sha=c3, environment="production"), "d72-failed"),
+        Delivery("Deployment Hook", deployment(REPO, "canceled", id=73, at=ruby(at(5.5)),
+                                               sha=c3, environment="production"), "d73-canceled"),
+        Delivery("Deployment Hook", deployment(REPO, "success", id=74, at=ruby(at(6), -5),
+                                               sha=c3, environment="production"), "d74-success"),
+        Delivery("Issue Hook", issue(REPO, "open", id=9001, at=ruby(at(6.25)),
+                                     created_at=ruby(at(6.25)), type="Incident"), "inc-open"),
+        Delivery("Deployment Hook", deployment(REPO, "success", id=75, at=ruby(at(7)),
+                                               sha=c3, environment="staging"), "d75-staging"),
+        Delivery("Issue Hook", issue(REPO, "close", id=9001, at=ruby(at(7.5)),
+                                     type="Incident"), "inc-close"),
+        Delivery("Issue Hook", labelled, "issue-labelled"),
+        Delivery("Issue Hook", unlabelled, "issue-unlabelled"),
+        Delivery("Tag Push Hook", {"object_kind": "tag_push"}, "tag-1"),
+    ]  # fmt: skip
+
+
+# The story's numbers, computed by hand (hours after T0):
+# lead time: c1 deployed at 2 (committed 0): 7200; c2 and c3 at 6 (committed 3, 4): 10800, 7200.
+# deployment recovery: failed at 5, succeeded at 6: 3600.
+# incidents: the incident 6.25 to 7.5 (4500); the labelled issue 15 to 15.5 (1800).
+# merge request: opened at 1, merged at 4.5: cycle time 12600; one approval.
+NUMBERS = {
+    ("dora_deployments_total", "production", "success"): 2.0,
+    ("dora_deployments_total", "production", "failure"): 1.0,
+    ("dora_deployments_total", "staging", "success"): 1.0,
+    ("dora_lead_time_seconds_count",): 3.0,
+    ("dora_lead_time_seconds_sum",): 25200.0,
+    ("dora_deployment_recovery_seconds_count",): 1.0,
+    ("dora_deployment_recovery_seconds_sum",): 3600.0,
+    ("dora_incidents_opened_total",): 2.0,
+    ("dora_incident_recovery_seconds_count",): 2.0,
+    ("dora_incident_recovery_seconds_sum",): 6300.0,
+    ("github_commits_pushed_total",): 3.0,
+    ("github_pull_requests_total", "opened"): 1.0,
+    ("github_pull_requests_total", "merged"): 1.0,
+    ("github_pull_request_cycle_time_seconds_sum",): 12600.0,
+    ("github_pull_request_reviews_total", "approved"): 1.0,
+}
