@@ -16,7 +16,6 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from observer import first_review
 from observer.leadtime.changes import LeadTime
 from observer.leadtime.enrichment import Deployments, Enrichment
 from observer.leadtime.forges import GitHubSource, Source, WebhookSource
@@ -31,13 +30,15 @@ from observer.settings import Settings
 from observer.sources.github.auth import AppInstallationToken, AppJwt, TokenSource, token_source
 from observer.sources.github.client import GitHubClient, create_http_client
 from observer.sources.github.redeliver import Hook, Redelivery, hook_path
-from observer.sources.github.workflows import DeployWorkflows
+from observer.sources.table import ADAPTERS
 from observer.state import Store, StoreUnavailable, open_store
 from observer.state.doubt import Ledger
 from observer.state.snapshot import SnapshotConflict, SnapshotStore
+from observer.teams import first_review
 from observer.teams.activity import Activity
 from observer.web.asgi import CountErrors
-from observer.web.routes import Endpoints, Services
+from observer.web.pipeline import Services
+from observer.web.routes import Endpoints
 
 
 def create_app(
@@ -63,6 +64,7 @@ def create_app(
         settings,
         metrics,
         activity.teams.refresh,
+        [build(settings) for build in ADAPTERS],
         stopping=stopping,
         scrapes=scrapes if scrapes is not None else Scrapes(),
     )
@@ -101,7 +103,6 @@ def create_app(
                 incident_label=settings.incident_label,
                 max_clock_skew=settings.max_clock_skew,
                 activity=activity,
-                deploy_workflows=DeployWorkflows(settings),
                 ledger=ledger,
             )
             saver = _start_saving(store, settings.state_save_interval, metrics)

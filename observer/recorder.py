@@ -33,7 +33,6 @@ from observer.leadtime.knowledge import Knowledge
 from observer.metrics.children import Children
 from observer.metrics.definitions import Metrics
 from observer.metrics.labels import LabelPolicy
-from observer.sources.github.workflows import DeployWorkflows
 from observer.state import Store, StoreUnavailable, Unit, Verdict
 from observer.state.doubt import Ledger
 from observer.teams.activity import Activity
@@ -58,7 +57,6 @@ class Recorder:
         incident_label: str,
         max_clock_skew: float,
         activity: Activity,
-        deploy_workflows: DeployWorkflows,
         ledger: Ledger,
     ) -> None:
         self.metrics = metrics
@@ -72,7 +70,6 @@ class Recorder:
         self._max_skew = max_clock_skew
         # Teams, reviews, rework and surveys: the figures that must never name a person.
         self.activity = activity
-        self.deploy_workflows = deploy_workflows
         self._deployments_total = Children(metrics.deployments)
         self._commits_pushed = Children(metrics.commits_pushed)
         self._last_event = Children(metrics.last_event)

@@ -15,7 +15,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.testclient import TestClient
 
 from observer.app import create_app
-from observer.web import routes
+from observer.sources.github import adapter as github_adapter
 from tests.conftest import SECRET, load_fixture, make_settings
 from tests.exposition import Exposition
 from tests.processes import free_port
@@ -60,7 +60,13 @@ def test_a_host_refused_by_trusted_host_middleware_is_refused_on_every_endpoint(
         metrics = Exposition(allowed.get("/metrics").text)
         # The refused delivery reached nothing that counts.
         assert (
-            metrics.get("observer_webhook_deliveries_total", event="ping", result="accepted") == 0
+            metrics.get(
+                "observer_webhook_deliveries_total",
+                source="github",
+                event="ping",
+                result="accepted",
+            )
+            == 0
         )
         assert allowed.post("/webhook", content=body, headers=headers).status_code == 200
 
@@ -83,7 +89,7 @@ def test_an_unexpected_error_is_answered_logged_and_counted_alike_on_every_endpo
     def broken(*args: object) -> bool:
         raise RuntimeError("broken")
 
-    monkeypatch.setattr(routes, "verify", broken)
+    monkeypatch.setattr(github_adapter, "verify", broken)
     registry = CollectorRegistry()
     app = create_app(make_settings(), registry)
     port = free_port()

@@ -118,5 +118,10 @@ def test_a_wrong_secret_stops_at_the_first_refusal_with_one_line_saying_what_to_
     ]
     # One request refused, one warning in the observer's log; nothing else was sent.
     assert sum(refused) == 1
-    assert metrics.get("observer_webhook_deliveries_total", event="other", result="accepted") == 0
+    assert (
+        metrics.get(
+            "observer_webhook_deliveries_total", source="github", event="other", result="accepted"
+        )
+        == 0
+    )
     assert len([line for line in warnings if line["level"] == "warning"]) == 1

@@ -78,7 +78,10 @@ def test_real_payloads_signed_by_openssl_move_exactly_the_documented_counters(
     assert moved("github_commits_pushed_total", repository=REPO) == 2
     assert moved("dora_incidents_opened_total", repository=REPO) == 1
     assert moved("dora_incident_recovery_seconds_sum", repository=REPO) == 2400
-    assert moved("observer_webhook_deliveries_total", event="ping", result="accepted") == 1
+    assert (
+        moved("observer_webhook_deliveries_total", source="github", event="ping", result="accepted")
+        == 1
+    )
 
 
 def test_wrong_or_missing_signatures_get_401_and_move_nothing(observer: ObserverProcess) -> None:
@@ -96,8 +99,20 @@ def test_wrong_or_missing_signatures_get_401_and_move_nothing(observer: Observer
     after = scrape(observer)
     assert after.domain() == before.domain()
     assert (
-        after.get("observer_webhook_deliveries_total", event="other", result="unauthorized")
-        - (before.get("observer_webhook_deliveries_total", event="other", result="unauthorized"))
+        after.get(
+            "observer_webhook_deliveries_total",
+            source="github",
+            event="other",
+            result="unauthorized",
+        )
+        - (
+            before.get(
+                "observer_webhook_deliveries_total",
+                source="github",
+                event="other",
+                result="unauthorized",
+            )
+        )
         == 4
     )
 
@@ -258,4 +273,9 @@ def test_bodies_held_open_cannot_exhaust_memory() -> None:
         busy, slow, after = asyncio.run(scenario())
         assert (busy, slow, after) == (429, 401, 200)
         metrics = scrape(observer)
-        assert metrics.get("observer_webhook_deliveries_total", event="other", result="busy") == 1
+        assert (
+            metrics.get(
+                "observer_webhook_deliveries_total", source="github", event="other", result="busy"
+            )
+            == 1
+        )

@@ -13,8 +13,8 @@ from starlette.testclient import TestClient
 
 from observer import __version__
 from observer.app import create_app
-from observer.metrics.definitions import WEBHOOK_EVENTS
-from observer.sources.github.events import HANDLERS
+from observer.metrics.definitions import WEBHOOK_RESULTS
+from observer.sources.github.adapter import GitHub
 from tests.conftest import API_TOKEN, SECRET, Service, make_settings
 from tests.exposition import CONTRACT_BUCKETS, Exposition
 from tests.test_api_event import deployment
@@ -83,9 +83,14 @@ def test_every_domain_metric_is_declared_with_help_and_type(service: Service) ->
 
 def test_delivery_outcomes_exist_from_the_start(service: Service) -> None:
     metrics = service.metrics()
-    for result in ("accepted", "ignored", "duplicate", "unauthorized", "malformed", "too_large"):
-        assert metrics.value("observer_webhook_deliveries_total", event="push", result=result) == 0
-    assert set(HANDLERS) | {"other"} == set(WEBHOOK_EVENTS)
+    for event in (*GitHub(make_settings()).events, "other"):
+        for result in WEBHOOK_RESULTS:
+            assert (
+                metrics.value(
+                    "observer_webhook_deliveries_total", source="github", event=event, result=result
+                )
+                == 0
+            )
 
 
 def test_histograms_use_the_contract_buckets(service: Service) -> None:

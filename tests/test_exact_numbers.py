@@ -868,6 +868,10 @@ def test_memory_mode_remembers_only_the_newest_delivery_ids() -> None:
         assert single.webhook("ping", ping, "mem-100").json()["result"] == "duplicate"
         scrapes = Fleet([single]).scrapes()
         accepted = total(
-            scrapes, "observer_webhook_deliveries_total", event="ping", result="accepted"
+            scrapes,
+            "observer_webhook_deliveries_total",
+            source="github",
+            event="ping",
+            result="accepted",
         )
         assert accepted == CAPACITY + 2

@@ -162,5 +162,10 @@ def test_an_internal_gone_at_import_leaves_metrics_to_prometheus_client() -> Non
     assert answer["status"] == 200
     served = Scraped(answer["text"])
     assert served.value(FALLBACKS) == 1
-    assert served.value("observer_webhook_deliveries_total", event="ping", result="accepted") == 0
+    assert (
+        served.value(
+            "observer_webhook_deliveries_total", source="github", event="ping", result="accepted"
+        )
+        == 0
+    )
     assert answer["warnings"].count(FELL_BACK) == 1

@@ -38,7 +38,12 @@ def test_every_example_delivery_of_every_event_type_gets_a_2xx(service: Service)
     metrics = service.metrics()
     for result in ("malformed", "unauthorized"):
         for name in ("ping", "deployment_status", "pull_request", "push", "issues", "other"):
-            assert metrics.get("observer_webhook_deliveries_total", event=name, result=result) == 0
+            assert (
+                metrics.get(
+                    "observer_webhook_deliveries_total", source="github", event=name, result=result
+                )
+                == 0
+            )
 
 
 def test_an_issue_pinned_is_ignored_and_an_incident_still_counts(service: Service) -> None:

@@ -77,7 +77,12 @@ def test_unsigned_corpus_is_refused_without_reading_it(service: Service) -> None
     metrics = service.metrics()
     assert metrics.domain() == {}
     assert (
-        metrics.get("observer_webhook_deliveries_total", event="other", result="unauthorized")
+        metrics.get(
+            "observer_webhook_deliveries_total",
+            source="github",
+            event="other",
+            result="unauthorized",
+        )
         == 300
     )
 

@@ -12,7 +12,7 @@ from prometheus_client.utils import floatToGoString
 from starlette.testclient import TestClient
 
 from observer.app import create_app
-from observer.web import routes
+from observer.sources.github import adapter as github_adapter
 from tests.conftest import SECRET, Service, load_fixture, make_settings
 from tests.exposition import CONTRACT_BUCKETS
 from tests.signing import sign, sign_with_openssl
@@ -54,7 +54,9 @@ def test_ping_answers_pong(service: Service) -> None:
     assert response.status_code == 200
     assert "pong" in response.text
     assert (
-        service.metrics().get("observer_webhook_deliveries_total", event="ping", result="accepted")
+        service.metrics().get(
+            "observer_webhook_deliveries_total", source="github", event="ping", result="accepted"
+        )
         == 1
     )
 
@@ -116,7 +118,10 @@ def test_non_terminal_states_are_ignored(service: Service) -> None:
     assert metrics.domain() == {}
     assert (
         metrics.get(
-            "observer_webhook_deliveries_total", event="deployment_status", result="ignored"
+            "observer_webhook_deliveries_total",
+            source="github",
+            event="deployment_status",
+            result="ignored",
         )
         == 1
     )
@@ -225,7 +230,12 @@ def test_a_repeated_delivery_counts_once(service: Service) -> None:
     assert again.json()["result"] == "duplicate"
     metrics = service.metrics()
     assert metrics.get("github_commits_pushed_total", repository=REPO) == 2
-    assert metrics.get("observer_webhook_deliveries_total", event="push", result="duplicate") == 1
+    assert (
+        metrics.get(
+            "observer_webhook_deliveries_total", source="github", event="push", result="duplicate"
+        )
+        == 1
+    )
 
 
 @pytest.mark.parametrize(
@@ -261,7 +271,12 @@ def test_unknown_events_are_acknowledged_and_ignored(service: Service) -> None:
     assert response.json()["result"] == "ignored"
     metrics = service.metrics()
     assert metrics.domain() == {}
-    assert metrics.get("observer_webhook_deliveries_total", event="other", result="ignored") == 1
+    assert (
+        metrics.get(
+            "observer_webhook_deliveries_total", source="github", event="other", result="ignored"
+        )
+        == 1
+    )
     assert 'event="star"' not in service.client.get("/metrics").text
 
 
@@ -371,7 +386,7 @@ REFUSALS: list[
         lambda b: (b, _headers(b, **{"X-GitHub-Delivery": None})),
         400,
         {"error": "missing X-GitHub-Event or X-GitHub-Delivery header"},
-        "other",
+        "deployment_status",
         "malformed",
     ),
     (
@@ -450,7 +465,12 @@ def test_refused_deliveries_move_nothing(
     assert response.json() == body
     metrics = service.metrics()
     assert metrics.domain() == {}
-    assert metrics.get("observer_webhook_deliveries_total", event=event, result=result) == 1
+    assert (
+        metrics.get(
+            "observer_webhook_deliveries_total", source="github", event=event, result=result
+        )
+        == 1
+    )
 
 
 def test_a_handled_event_missing_fields_is_400_naming_them(service: Service) -> None:
@@ -481,7 +501,12 @@ def test_bodies_over_the_limit_get_413_before_being_read(start: Callable[..., Se
     assert response.json() == {"error": "body is larger than 4096 bytes"}
     metrics = service.metrics()
     assert metrics.domain() == {}
-    assert metrics.get("observer_webhook_deliveries_total", event="other", result="too_large") == 1
+    assert (
+        metrics.get(
+            "observer_webhook_deliveries_total", source="github", event="other", result="too_large"
+        )
+        == 1
+    )
 
 
 def test_bodies_over_the_limit_without_a_length_get_413(start: Callable[..., Service]) -> None:
@@ -503,7 +528,7 @@ def test_an_unexpected_error_is_answered_500_and_raised_for_the_server_to_log(
     def broken(*args: object) -> bool:
         raise RuntimeError("broken")
 
-    monkeypatch.setattr(routes, "verify", broken)
+    monkeypatch.setattr(github_adapter, "verify", broken)
     body = json.dumps(load_fixture("ping")).encode()
     headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "d-500", "X-Hub-Signature-256": "x"}
     app = create_app(make_settings())

@@ -496,21 +496,23 @@ def service_alerts(job: str) -> list[dict[str, Any]]:
     return [
         alert(
             "ObserverWebhookSignatureFailures",
-            f'sum by (job) (increase({deliveries}{{result="unauthorized"}}[10m])) >= 10\n'
-            f"and on (job)\n"
-            f'  sum by (job) (rate({deliveries}{{result="unauthorized"}}[10m]))\n'
-            f"> 0.2 * sum by (job) (rate({deliveries}[10m]))",
+            f'sum by (job, source) (increase({deliveries}{{result="unauthorized"}}[10m])) >= 10\n'
+            f"and on (job, source)\n"
+            f'  sum by (job, source) (rate({deliveries}{{result="unauthorized"}}[10m]))\n'
+            f"> 0.2 * sum by (job, source) (rate({deliveries}[10m]))",
             for_="5m",
             severity="warning",
             summary="Webhook deliveries are failing their signature check",
             description=(
-                "{{ $value | humanize }} deliveries to /webhook were rejected as unauthorized "
-                "in the last 10 minutes, over a fifth of all deliveries."
+                "{{ $value | humanize }} deliveries from {{ $labels.source }} were rejected as "
+                "unauthorized in the last 10 minutes, over a fifth of its deliveries."
             ),
             runbook=(
-                "Compare WEBHOOK_SECRET with the secret of the GitHub webhook (set "
-                "WEBHOOK_SECRET_PREVIOUS while rotating); if the secret is right, someone else "
-                "is posting to /webhook: check the source addresses at the ingress."
+                "Compare the source's secret with observer's: WEBHOOK_SECRET for github (set "
+                "WEBHOOK_SECRET_PREVIOUS while rotating), GITLAB_WEBHOOK_SECRET (and "
+                "GITLAB_SIGNING_TOKEN) for gitlab, API_TOKEN for alertmanager, "
+                "PAGERDUTY_WEBHOOK_SECRET for pagerduty; if it is right, someone else is posting "
+                "to that endpoint: check the source addresses at the ingress."
             ),
         ),
         alert(

@@ -1,7 +1,7 @@
 """Work that waits for its events to settle: recorded in the store, done once it is due.
 
 Keyed due work, of a few kinds (``Enrichment``'s table): a deployment's lead time, and a pull
-request's first review (observer.first_review). A successful production deployment is written
+request's first review (observer.teams.first_review). A successful production deployment is written
 into its environment's history with a time at which its work is due (``SETTLE_SECONDS`` after it
 arrived, so that the pull request event or the older deployment arriving seconds late is taken
 into account); a pull request's first review is due ``SETTLE_SECONDS`` after its first review

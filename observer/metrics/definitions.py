@@ -39,10 +39,6 @@ WEBHOOK_RESULTS = (
     "unavailable",
 )  # fmt: skip
 API_RESULTS = ("accepted", "ignored", "duplicate", "invalid", "unauthorized", "unavailable")
-WEBHOOK_EVENTS = (
-    "ping", "deployment_status", "pull_request", "push", "issues", "pull_request_review",
-    "workflow_run", "other",
-)  # fmt: skip
 API_EVENT_TYPES = ("deployment", "incident", "survey", "other")
 # Lines added plus deleted: from a one-line fix to a sweeping change, with the usual review-size
 # guidance (under 250 lines reviews well, over 1000 rarely does) falling on edges.
@@ -132,8 +128,8 @@ class Metrics:
         self.build_info.info({"version": __version__, "python": platform.python_version()})
         self.webhook_deliveries = Counter(
             "observer_webhook_deliveries_total",
-            "Deliveries to /webhook, by event and outcome.",
-            ["event", "result"],
+            "Deliveries to each source's endpoint (/webhook, ...), by source, event and outcome.",
+            ["source", "event", "result"],
             registry=registry,
         )
         self.api_events = Counter(
@@ -364,9 +360,6 @@ class Metrics:
 
     def _initialise_known_labels(self) -> None:
         # Series that exist from the start make rate() and absent() behave from the first scrape.
-        for event in WEBHOOK_EVENTS:
-            for result in WEBHOOK_RESULTS:
-                self.webhook_deliveries.labels(event=event, result=result)
         for kind in API_EVENT_TYPES:
             for result in API_RESULTS:
                 self.api_events.labels(type=kind, result=result)

@@ -33,13 +33,16 @@ class Refused(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """An authentic delivery, identified."""
+    """What a delivery's headers claim it is: logged as claimed, used once it is authentic."""
 
-    # The event's name as the source spells it; a label value only when it is in the table.
+    # The event's name as the source spells it; a label value only when it is in the table and
+    # the delivery is authentic.
     event: str
     # Admitted once through the store; None when the source has no delivery id and its events
     # carry their own identity (an alert's fingerprint and start, say).
     id: str | None
+    # Why an authentic delivery cannot be used as it is identified (answered 400), if it cannot.
+    unusable: str | None = None
 
 
 class Adapter(Protocol):
@@ -55,7 +58,7 @@ class Adapter(Protocol):
         """Refuses (401) a delivery that is not authentic; nothing else is read before this."""
 
     def identify(self, headers: Mapping[str, str]) -> Delivery:
-        """The event name and delivery id from an authentic request's headers (400 if unusable)."""
+        """What the headers claim; read before authentication, trusted only after it."""
 
     def parse(self, delivery: Delivery, headers: Mapping[str, str], body: bytes) -> Any:
         """The payload its handler takes (400 or 415 with a reason when it cannot be read)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -25,7 +26,13 @@ from observer.domain import (
     Result,
 )
 from observer.recorder import Recorder
+from observer.settings import Settings
+from observer.sources.adapter import Refused
+from observer.sources.bearer import Bearer
+from observer.sources.github.adapter import GitHub
 from observer.sources.github.events.common import Environment, RepositoryPath, Sha
+
+SIGNATURE = "x-hub-signature-256"
 
 EventId = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^\S+$")
@@ -179,3 +186,21 @@ async def apply(event: AnyEvent, recorder: Recorder) -> Result:
             key=f"{key}:resolved",
         )
     )
+
+
+class Credentials:
+    """A pipeline authenticates with the bearer ``API_TOKEN``, or signs as a GitHub hook does."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._bearer = Bearer(settings)
+        self._signed = GitHub(settings)
+
+    def precheck(self, headers: Mapping[str, str]) -> None:
+        if self._bearer.present(headers):
+            self._bearer.precheck(headers)
+        elif SIGNATURE not in headers:
+            raise Refused(401, "missing bearer token or X-Hub-Signature-256")
+
+    def authenticate(self, headers: Mapping[str, str], body: bytes) -> None:
+        if not self._bearer.present(headers):
+            self._signed.authenticate(headers, body)

@@ -10,11 +10,11 @@ import re
 from datetime import datetime
 
 from observer.domain import Outcome, PullRequest, Result, Review, at
-from observer.first_review import FirstReviews
 from observer.metrics.definitions import Metrics
 from observer.settings import Settings
 from observer.state import Store, Unit
 from observer.teams.file import Teams
+from observer.teams.first_review import FirstReviews
 from observer.teams.source import TeamsSource
 
 # GitHub's "Revert" button titles the pull request 'Revert "<title>"' and names its branch

@@ -1,15 +1,8 @@
-"""Reading request bodies within a limit, and decoding the two content types GitHub sends."""
+"""Reading request bodies within a limit, and within a budget shared by every request."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-from urllib.parse import parse_qs
-
 from starlette.types import Receive
-
-JSON = "application/json"
-FORM = "application/x-www-form-urlencoded"
 
 
 class BodyError(Exception):
@@ -20,10 +13,6 @@ class BodyError(Exception):
 
 class BodyTooLarge(BodyError):
     status = 413
-
-
-class UnsupportedMediaType(BodyError):
-    status = 415
 
 
 class Busy(BodyError):
@@ -74,42 +63,3 @@ async def read_body(
     finally:
         budget.used -= sum(len(chunk) for chunk in chunks)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def media_type(content_type: str) -> str:
-    """The media type of a Content-Type header's value, without parameters, lower-cased."""
-    return content_type.split(";", 1)[0].strip().lower()
-
-
-def parse_json(data: bytes | str) -> Any:
-    try:
-        return json.loads(data)
-    except RecursionError:
-        raise BodyError("body is nested too deeply") from None
-    except ValueError as error:
-        # JSONDecodeError, bad UTF-8 and integers too long to convert are all ValueErrors.
-        raise BodyError(f"body is not valid JSON: {_first_line(error)}") from None
-
-
-def decode_webhook(body: bytes, content_type: str) -> dict[str, Any]:
-    """A delivery's payload, from either content type a GitHub hook can be set to."""
-    if content_type == JSON:
-        payload = parse_json(body)
-    elif content_type == FORM:
-        try:
-            fields = parse_qs(body.decode("utf-8"), strict_parsing=True, max_num_fields=100)
-        except (UnicodeDecodeError, ValueError):
-            raise BodyError("body is not a valid form") from None
-        values = fields.get("payload")
-        if not values:
-            raise BodyError("form has no payload field")
-        payload = parse_json(values[0])
-    else:
-        raise UnsupportedMediaType(f"content type must be {JSON} or {FORM}")
-    if not isinstance(payload, dict):
-        raise BodyError("payload is not a JSON object")
-    return payload
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).splitlines()[0][:200]

@@ -6,10 +6,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from observer.domain import Outcome, Result
 from observer.recorder import Recorder
+from observer.settings import Settings
+from observer.sources.adapter import Handler
 from observer.sources.github.events import (
     deployment_status,
     issues,
@@ -19,51 +21,21 @@ from observer.sources.github.events import (
     push,
     workflow_run,
 )
+from observer.sources.github.workflows import DeployWorkflows
 
-Handler = Callable[[dict[str, Any], Recorder], Awaitable[Result]]
-Prepared = Callable[[Recorder], Awaitable[Result]]
 Record = Callable[[Any, Recorder], Awaitable[Result]]
 
 # Events whose handling reads nothing but the event's model: the model, and what applies it.
-# ping reads nothing at all, and is small: it keeps the general path.
-_MODELS: Mapping[str, tuple[type[BaseModel], Record]] = {
+# ping reads nothing at all, and is small: it keeps its parsed payload.
+MODELS: Mapping[str, tuple[type[BaseModel], Record]] = {
     "deployment_status": (deployment_status.Payload, deployment_status.record),
     "pull_request": (pull_request.Payload, pull_request.record),
     "push": (push.Payload, push.record),
     "issues": (issues.Payload, issues.record),
     "pull_request_review": (pull_request_review.Payload, pull_request_review.record),
-    "workflow_run": (workflow_run.Payload, workflow_run.record),
 }
-
-
-def _validated(model: type[BaseModel], record: Record) -> Handler:
-    """The general path's handler: the parsed payload validated, then applied."""
-
-    async def handle(payload: dict[str, Any], recorder: Recorder) -> Result:
-        return await record(model.model_validate(payload), recorder)
-
-    return handle
-
-
-HANDLERS: Mapping[str, Handler] = {
-    "ping": ping.handle,
-    **{event: _validated(*known) for event, known in _MODELS.items()},
-}
-
-
-async def dispatch(event: str, payload: dict[str, Any], recorder: Recorder) -> Result:
-    """Apply one authentic delivery; events without a handler are acknowledged and ignored.
-
-    Raises pydantic's ValidationError when a handled event lacks what it needs.
-    """
-    handler = HANDLERS.get(event)
-    if handler is None:
-        return Result(Outcome.IGNORED, f"event {event!r} is not used")
-    unused = _unused_action(event, payload.get("action"))
-    if unused is not None:
-        return unused
-    return await handler(payload, recorder)
-
+# Read from DEPLOY_WORKFLOWS: its record is bound to them when the table is built.
+WORKFLOW_RUN = "workflow_run"
 
 # Events some of whose actions are not used: those payloads are acknowledged unvalidated.
 _ACTIONS: Mapping[str, frozenset[str]] = {
@@ -72,41 +44,44 @@ _ACTIONS: Mapping[str, frozenset[str]] = {
 }
 
 
-def _unused_action(event: str, action: object) -> Result | None:
-    """The answer to an action the event's handler does not use, or None when it is used.
+def _modelled(event: str, model: type[BaseModel], record: Record) -> Handler:
+    """Applies the event's model: validated already (parsed straight from the body), or now.
 
-    Only a handled action's payload is validated: GitHub adds actions (``pinned``) whose
-    payloads lack fields the handled ones carry, and an authentic delivery must not get a 400.
+    Raises pydantic's ValidationError when a handled action's payload lacks what it needs.
     """
     handled = _ACTIONS.get(event)
-    if handled is None or (isinstance(action, str) and action in handled):
-        return None
-    return Result(Outcome.IGNORED, f"action {str(action)[:64]!r} is not used")
+
+    async def handle(payload: Any, recorder: Recorder) -> Result:
+        if handled is not None:
+            # A model's fields are in its __dict__; getattr() of a field a model lacks costs
+            # pydantic an exception, a few microseconds a delivery.
+            fields = vars(payload) if isinstance(payload, BaseModel) else payload
+            action = fields.get("action")
+            if not (isinstance(action, str) and action in handled):
+                # GitHub adds actions (``pinned``) whose payloads lack fields the handled ones
+                # carry: an authentic delivery must not get a 400 for them.
+                return Result(Outcome.IGNORED, f"action {str(action)[:64]!r} is not used")
+        parsed = payload if isinstance(payload, model) else model.model_validate(payload)
+        return await record(parsed, recorder)
+
+    return handle
 
 
-async def _answer(result: Result, recorder: Recorder) -> Result:
-    return result
+def handlers(settings: Settings) -> Mapping[str, Handler]:
+    """The table of GitHub's events: each event's name, and what applies it."""
+    workflows = DeployWorkflows(settings)
+    return {
+        "ping": ping.handle,
+        **{event: _modelled(event, *known) for event, known in MODELS.items()},
+        WORKFLOW_RUN: _modelled(
+            WORKFLOW_RUN, workflow_run.Payload, partial(workflow_run.record, workflows=workflows)
+        ),
+    }
 
 
-def prepare_json(event: str, body: bytes) -> Prepared | None:
-    """A JSON body's event validated straight from its bytes, ready to apply; None otherwise.
-
-    Building the whole body as Python objects first (``json.loads``) costs more than
-    validating it, and most of a GitHub payload is never read. None (an event without a model
-    here, or a body that fails) sends the caller down the general path, which answers as it
-    always has: its error messages and fields do not depend on the parser chosen.
-    """
-    known = _MODELS.get(event)
-    if known is None:
-        return None
-    model, record = known
-    try:
-        parsed = model.model_validate_json(body)
-    except ValidationError:
-        return None
-    # A model's fields are in its __dict__; getattr() of a field a model lacks costs pydantic an
-    # exception, a few microseconds a delivery.
-    unused = _unused_action(event, vars(parsed).get("action"))
-    if unused is not None:
-        return partial(_answer, unused)
-    return partial(record, parsed)
+def model(event: str) -> type[BaseModel] | None:
+    """The model a JSON body of ``event`` may be validated into straight from its bytes."""
+    if event == WORKFLOW_RUN:
+        return workflow_run.Payload
+    known = MODELS.get(event)
+    return known[0] if known is not None else None

@@ -7,6 +7,7 @@ from pydantic import AwareDatetime, Field
 from observer.domain import Deployment, Outcome, Result
 from observer.recorder import Recorder
 from observer.sources.github.events.common import Model, Repository, Sha
+from observer.sources.github.workflows import DeployWorkflows
 
 # GitHub's conclusions that are deployments; cancelled, skipped, neutral and the rest are not.
 STATUSES = {"success": "success", "failure": "failure", "timed_out": "failure"}
@@ -33,11 +34,10 @@ class Payload(Model):
     repository: _Repository
 
 
-async def record(event: Payload, recorder: Recorder) -> Result:
+async def record(event: Payload, recorder: Recorder, workflows: DeployWorkflows) -> Result:
     run = event.workflow_run
     if event.action != "completed":
         return Result(Outcome.IGNORED, f"action {event.action!r} is not counted")
-    workflows = recorder.deploy_workflows
     environment = workflows.environment(run.name, run.path)
     if environment is None:
         return Result(Outcome.IGNORED, "workflow is not in DEPLOY_WORKFLOWS")
