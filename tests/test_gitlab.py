@@ -83,7 +83,9 @@ def test_redeliveries_and_a_second_hook_count_once(gitlab: Service) -> None:
         send(gitlab, step)
         # GitLab's retry of the delivery (the same Idempotency-Key) ...
         again = send(gitlab, step)
-        assert again.json()["result"] == "duplicate"
+        # An event not used is not remembered: it is ignored again.
+        used = step.event != "Tag Push Hook"
+        assert again.json()["result"] == ("duplicate" if used else "ignored")
         # ... and the same event from a group hook and a project hook (another key).
         send(gitlab, step, delivery=step.delivery + "-group-hook")
     assert figures(gitlab.settled()) == NUMBERS
@@ -141,7 +143,13 @@ def test_unauthenticated_deliveries_get_401_and_change_nothing(
         assert reason in response.text
     metrics = service.metrics()
     assert metrics.domain() == {}
-    assert REPO not in metrics.text and "Push Hook" not in metrics.text
+    assert REPO not in metrics.text
+    # Counted under no event name the request claimed: unauthenticated input mints no series.
+    refused = {"source": "gitlab", "result": "unauthorized"}
+    assert metrics.get("observer_webhook_deliveries_total", event="other", **refused) == len(
+        story()
+    )
+    assert not metrics.get("observer_webhook_deliveries_total", event="Push Hook", **refused)
 
 
 def test_without_a_configured_secret_gitlab_is_refused(service: Service) -> None:
@@ -160,8 +168,9 @@ def test_an_unsigned_body_is_refused_before_it_is_parsed(gitlab: Service) -> Non
     ("body", "content_type", "status", "reason"),
     [
         (b"{not json", "application/json", 400, "body is not valid JSON"),
-        (b"[1, 2]", "application/json", 400, "body must be a JSON object"),
-        (b'{"a": 1}', "text/plain", 415, "Content-Type must be application/json"),
+        (b"[1, 2]", "application/json", 400, "payload is not a JSON object"),
+        (b'{"a": 1}', "text/plain", 415, "content type must be application/json"),
+        (b'{"a": ' * 100_000, "application/json", 400, "body is nested too deeply"),
     ],
 )
 def test_malformed_bodies_get_4xx_with_a_reason(

@@ -9,7 +9,7 @@ import pytest
 from starlette.datastructures import Headers
 
 from observer.settings import Settings
-from observer.sources.adapter import Refused
+from observer.sources.adapter import Delivery, Refused
 from observer.sources.gitlab.adapter import adapter
 from tests.gitlab import SECRET, SIGNING_KEY, SIGNING_TOKEN, headers, load
 
@@ -158,25 +158,29 @@ def test_a_malformed_whsec_token_fails_at_start() -> None:
 
 def test_the_delivery_id_is_the_idempotency_key_else_the_event_uuid() -> None:
     source = gitlab()
-    sent = headers("Push Hook", BODY, delivery="idem-1")
-    assert source.identify(Headers(sent)).id == "idem-1"  # type: ignore[attr-defined]
-    del sent["Idempotency-Key"]
-    assert source.identify(Headers(sent)).id == sent["X-Gitlab-Event-UUID"]  # type: ignore[attr-defined]
-    del sent["X-Gitlab-Event-UUID"]
-    with pytest.raises(Refused) as refused:
-        source.identify(Headers(sent))  # type: ignore[attr-defined]
-    assert (refused.value.status, refused.value.reason) == (
-        400,
-        "missing Idempotency-Key or X-Gitlab-Event-UUID header",
+    sent = {
+        name.lower(): value for name, value in headers("Push Hook", BODY, delivery="i-1").items()
+    }
+    assert source.identify(sent) == Delivery("Push Hook", "i-1")  # type: ignore[attr-defined]
+    del sent["idempotency-key"]
+    uuid = sent["x-gitlab-event-uuid"]
+    assert source.identify(sent) == Delivery("Push Hook", uuid)  # type: ignore[attr-defined]
+    del sent["x-gitlab-event-uuid"]
+    assert source.identify(sent) == Delivery(  # type: ignore[attr-defined]
+        "Push Hook", None, "missing Idempotency-Key or X-Gitlab-Event-UUID header"
     )
+    del sent["x-gitlab-event"]
+    assert source.identify(sent).unusable == "missing X-Gitlab-Event header"  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("delivery", ["x" * 201, "two words", "tab\there"])
-def test_an_unusable_delivery_id_is_refused(delivery: str) -> None:
-    sent = headers("Push Hook", BODY, delivery=delivery)
-    with pytest.raises(Refused) as refused:
-        gitlab().identify(Headers(sent))  # type: ignore[attr-defined]
-    assert refused.value.status == 400
+def test_an_unusable_delivery_id_is_named(delivery: str) -> None:
+    sent = {
+        name.lower(): value for name, value in headers("Push Hook", BODY, delivery=delivery).items()
+    }
+    assert gitlab().identify(sent).unusable == (  # type: ignore[attr-defined]
+        "Idempotency-Key or X-Gitlab-Event-UUID must be 1 to 200 printable characters"
+    )
 
 
 def test_secrets_never_appear_in_the_settings_repr() -> None:

@@ -7,5 +7,6 @@ from collections.abc import Callable
 from observer.settings import Settings
 from observer.sources.adapter import Adapter
 from observer.sources.github import adapter as github
+from observer.sources.gitlab import adapter as gitlab
 
-ADAPTERS: tuple[Callable[[Settings], Adapter], ...] = (github.adapter,)
+ADAPTERS: tuple[Callable[[Settings], Adapter], ...] = (github.adapter, gitlab.adapter)
