@@ -72,6 +72,11 @@ def gitlab(start: Callable[..., Service]) -> Service:
     return start(gitlab_webhook_secret=SECRET)
 
 
+@pytest.fixture
+def signed(start: Callable[..., Service]) -> Service:
+    return start(gitlab_webhook_secret=SECRET, gitlab_signing_token=SIGNING_TOKEN)
+
+
 def test_a_gitlab_history_gives_exact_numbers(gitlab: Service) -> None:
     for step in story():
         send(gitlab, step)
@@ -91,11 +96,10 @@ def test_redeliveries_and_a_second_hook_count_once(gitlab: Service) -> None:
     assert figures(gitlab.settled()) == NUMBERS
 
 
-def test_with_a_signing_token_signed_deliveries_count(start: Callable[..., Service]) -> None:
-    service = start(gitlab_webhook_secret=SECRET, gitlab_signing_token=SIGNING_TOKEN)
+def test_with_a_signing_token_signed_deliveries_count(signed: Service) -> None:
     for step in story():
-        send(service, step, signing_key=SIGNING_KEY)
-    assert figures(service.settled()) == NUMBERS
+        send(signed, step, signing_key=SIGNING_KEY)
+    assert figures(signed.settled()) == NUMBERS
 
 
 def test_the_documented_payloads_count(gitlab: Service) -> None:
@@ -132,10 +136,8 @@ REFUSALS = {
 
 
 @pytest.mark.parametrize("case", list(REFUSALS))
-def test_unauthenticated_deliveries_get_401_and_change_nothing(
-    start: Callable[..., Service], case: str
-) -> None:
-    service = start(gitlab_webhook_secret=SECRET, gitlab_signing_token=SIGNING_TOKEN)
+def test_unauthenticated_deliveries_get_401_and_change_nothing(signed: Service, case: str) -> None:
+    service = signed
     options, reason = REFUSALS[case]
     for step in story():
         response = deliver(service, step.event, step.payload, **options)
@@ -320,3 +322,38 @@ def test_arbitrary_authentic_json_never_gets_a_5xx(
 ) -> None:
     response = deliver(gitlab, event, json.dumps(document).encode())
     assert response.status_code in (200, 400), response.text
+
+
+header_text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    sent=st.dictionaries(
+        st.sampled_from(
+            [
+                "X-Gitlab-Event",
+                "Idempotency-Key",
+                "X-Gitlab-Event-UUID",
+                "webhook-id",
+                "webhook-timestamp",
+                "webhook-signature",
+                "Content-Type",
+            ]
+        ),
+        header_text,
+    ),
+    token=st.sampled_from([SECRET, ""]) | header_text,
+    body=st.binary(max_size=200) | st.sampled_from([json.dumps(load("deployment")).encode()]),
+)
+def test_arbitrary_headers_never_get_a_5xx(
+    signed: Service, sent: dict[str, str], token: str, body: bytes
+) -> None:
+    response = signed.client.post(
+        "/gitlab", content=body, headers={**sent, "X-Gitlab-Token": token}
+    )
+    # Nothing signed with the signing key: refused, whatever the token.
+    assert response.status_code == 401, response.text
+    assert SECRET not in signed.client.get("/metrics").text
