@@ -8,6 +8,7 @@ import json
 import pytest
 from starlette.datastructures import Headers
 
+from observer.ops import startup
 from observer.settings import Settings
 from observer.sources.adapter import Delivery, Refused
 from observer.sources.gitlab.adapter import adapter
@@ -188,3 +189,30 @@ def test_secrets_never_appear_in_the_settings_repr() -> None:
         webhook_secret="x", gitlab_webhook_secret=SECRET, gitlab_signing_token=SIGNING_TOKEN
     )
     assert SECRET not in repr(settings) and SIGNING_TOKEN not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("values", "mode"),
+    [
+        ({}, "off"),
+        ({"gitlab_webhook_secret": SECRET}, "token"),
+        (
+            {"gitlab_webhook_secret": SECRET, "gitlab_signing_token": SIGNING_TOKEN},
+            "token and signature",
+        ),
+    ],
+)
+def test_the_start_line_says_how_gitlab_authenticates(values: dict[str, str], mode: str) -> None:
+    summary = startup.summary(Settings(webhook_secret="x" * 32, **values))
+    assert summary["gitlab"] == mode
+    assert SECRET not in str(summary) and SIGNING_TOKEN not in str(summary)
+
+
+@pytest.mark.parametrize(
+    ("token", "warned"), [("change-me", True), ("tiny-1", True), (SECRET, False)]
+)
+def test_a_guessable_gitlab_token_is_warned_about(token: str, warned: bool) -> None:
+    settings = Settings(webhook_secret="x" * 32, gitlab_webhook_secret=f"{SECRET},{token}")
+    found = [line for line in startup.warnings(settings) if "GITLAB_WEBHOOK_SECRET" in line]
+    assert bool(found) is warned
+    assert all(token not in line for line in found)
