@@ -21,10 +21,17 @@ from tests.gitlab import (
     SIGNING_KEY,
     SIGNING_TOKEN,
     Delivery,
+    at,
+    deployment,
     headers,
+    iso,
     load,
+    merge_request,
+    push,
+    ruby,
     story,
 )
+from tests.story import sha
 
 
 def deliver(service: Service, event: str, payload: dict[str, Any] | bytes, **options: Any) -> Any:
@@ -100,6 +107,36 @@ def test_with_a_signing_token_signed_deliveries_count(signed: Service) -> None:
     for step in story():
         send(signed, step, signing_key=SIGNING_KEY)
     assert figures(signed.settled()) == NUMBERS
+
+
+def test_a_merged_merge_request_is_one_change_timed_from_its_first_commit(gitlab: Service) -> None:
+    """Without a GitLab token: the branch's push, the merge (its merge commit) and the push of
+    the merge to main tell the first deployment which change it ships and since when."""
+    repo, first, merge, main = "acme/web", sha("web-f1"), sha("web-m"), sha("web-0")
+    mr = {"id": 601, "iid": 3, "created_at": iso(at(1)), "source_branch": "feature"}
+    branch = push(repo, before="0" * 40, after=first, commits=[(first, iso(at(0)))], total=1)
+    branch["ref"] = "refs/heads/feature"
+    merged = [(first, iso(at(0))), (merge, iso(at(2)))]
+    for step in (
+        Delivery("Push Hook", branch, "branch"),
+        Delivery("Merge Request Hook", merge_request(repo, "open", updated_at=iso(at(1)), **mr),
+                 "open"),
+        Delivery("Merge Request Hook", merge_request(repo, "merge", updated_at=iso(at(2)),
+                                                     merge_commit_sha=merge, **mr), "merge"),
+        Delivery("Push Hook", push(repo, before=main, after=merge, commits=merged, total=2),
+                 "main"),
+        Delivery("Deployment Hook", deployment(repo, "success", id=90, at=ruby(at(3), 1),
+                                               sha=merge, environment="production"), "deploy"),
+    ):  # fmt: skip
+        send(gitlab, step)
+    metrics = gitlab.settled()
+    production = {"repository": repo, "environment": "production"}
+    # One change, the merge request: deployed at 3, its first commit at 0, merged at 2.
+    assert metrics.get("dora_lead_time_seconds_count", **production) == 1
+    assert metrics.get("dora_lead_time_seconds_sum", **production) == 3 * 3600
+    assert metrics.get("dora_merge_to_deploy_seconds_sum", **production) == 3600
+    # GitLab counts the branch's commit again when the merge brings it to main.
+    assert metrics.get("github_commits_pushed_total", repository=repo) == 3
 
 
 def test_the_documented_payloads_count(gitlab: Service) -> None:
