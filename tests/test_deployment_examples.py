@@ -488,8 +488,8 @@ def test_kubernetes_objects_select_and_reach_each_other() -> None:
 
     ingress = one(K8S / "ingress.yaml")
     paths = [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
-    assert [path["path"] for path in paths] == ["/webhook", "/api/event"], (
-        "only what observer signs"
+    assert [path["path"] for path in paths] == ["/webhook", "/gitlab", "/api/event"], (
+        "only what observer authenticates"
     )
     for path in paths:
         backend = path["backend"]["service"]
@@ -520,8 +520,11 @@ def test_the_ingress_exposes_the_paths_its_documentation_names() -> None:
 
 
 def test_observer_refuses_what_the_ingress_lets_through(start: Any) -> None:
-    service = start(api_token="a-token-long-enough-for-the-test")
-    for path in ("/webhook", "/api/event"):
+    service = start(
+        api_token="a-token-long-enough-for-the-test",
+        gitlab_webhook_secret="a-gitlab-token-long-enough",
+    )
+    for path in ("/webhook", "/gitlab", "/api/event"):
         assert service.client.get(path).status_code == 405, path
         assert service.client.post(path, content=b"{}").status_code == 401, path
 
