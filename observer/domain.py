@@ -44,6 +44,8 @@ class Deployment:
     sha: str | None = None
     # The commits shipped, when the sender knows them (pipelines without a GitHub token).
     commits: tuple[Commit, ...] = ()
+    # Which forge's API may enrich it ("github", "gitlab"); None for pipelines.
+    forge: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,9 @@ class Review:
     """A submitted pull request review; logins stay in the process, for team and bot checks."""
 
     repository: str
-    pull_request_id: int
+    # GitHub's pull request id, or a string naming another forge's ("gitlab:7"): the ids of two
+    # forges may be the same number.
+    pull_request_id: int | str
     state: str
     submitted_at: datetime
     # When the pull request was opened; the first review is timed from this or from ready.
@@ -105,6 +109,9 @@ class Push:
     commits: tuple[Commit, ...] = field(default=())
     # The commits GitHub marks distinct: new to the repository.
     new: tuple[Commit, ...] = field(default=())
+    # How many commits are new when the sender counts more than it lists (GitLab lists 20 of a
+    # push's commits and counts them all in total_commits_count); None: those in ``new``.
+    new_count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +127,8 @@ class IssueIncident:
     """An issue became an incident (``opens``) or stopped being one, at ``time``."""
 
     repository: str
-    issue_id: int
+    # GitHub's issue id, or a string naming another forge's ("gitlab:301").
+    issue_id: int | str
     opens: bool
     time: datetime
     # Opened by reopening the issue, which was closed before.

@@ -47,7 +47,7 @@ UNKNOWN = Outcome(unchanged="unknown")
 AWAITED = -1.0
 
 
-def key(issue_id: int) -> str:
+def key(issue_id: int | str) -> str:
     return f"issue:{issue_id}"
 
 
@@ -129,7 +129,7 @@ def _change(transition: Transition, seed: list[Period] | None) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    issue_id: int
+    issue_id: int | str
     # True when the issue became an incident, False when it stopped being one.
     opens: bool
     moment: float
@@ -150,7 +150,7 @@ async def apply(store: Unit, transition: Transition) -> Outcome:
     return result
 
 
-async def _left_open_by_previous_version(store: Unit, issue_id: int) -> list[Period]:
+async def _left_open_by_previous_version(store: Unit, issue_id: int | str) -> list[Period]:
     """The period of an incident the previous version opened and did not resolve.
 
     That version kept the opening time under its own key and marked the resolution as an

@@ -163,8 +163,9 @@ class Recorder:
 
         async def build(unit: Unit) -> Result:
             await self._knowledge.learn_push(unit, push)
-            if push.new:
-                unit.effect(lambda: self._commits_pushed(repository).inc(len(push.new)))
+            new = len(push.new) if push.new_count is None else push.new_count
+            if new:
+                unit.effect(lambda: self._commits_pushed(repository).inc(new))
             self._touch(unit, repository)
             return Result(Outcome.ACCEPTED, repository=repository)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import sys
 from pathlib import Path
@@ -28,11 +30,19 @@ FILE_SECRETS = (
     "api_token",
     "state_url",
     "pagerduty_webhook_secret",
+    "gitlab_webhook_secret",
+    "gitlab_signing_token",
 )
+
+# Standard Webhooks' prefix of a secret given as the base64 of its key.
+WHSEC = "whsec_"
 
 STATE_SCHEMES = ("file", "gs", "s3", "az", "redis", "rediss")
 
-REPOSITORY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/(?:[A-Za-z0-9_.-]+|\*)$")
+# owner/name or owner/*; GitLab's projects and groups may sit in subgroups (group/sub/name).
+REPOSITORY_PATTERN = re.compile(
+    r"^[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+){0,19}/(?:[A-Za-z0-9_.-]+|\*)$"
+)
 # A repository another source names: owner/name, or a path with subgroups as GitLab names them.
 REPOSITORY_PATH = re.compile(r"^[A-Za-z0-9_.-]{1,100}(?:/[A-Za-z0-9_.-]{1,100}){1,20}$")
 # A webhook whose deliveries can be listed and redelivered: an organisation's, a repository's,
@@ -98,6 +108,11 @@ class Settings(BaseSettings):
     deploy_workflows: Annotated[tuple[tuple[str, str], ...], NoDecode] = ()
     deploy_branches: Annotated[tuple[str, ...], NoDecode] = ()
 
+    # GitLab webhooks (POST /gitlab): the hook's secret token (several, comma-separated, while
+    # rotating) and, when set, its signing token (Standard Webhooks signatures).
+    gitlab_webhook_secret: SecretStr | None = None
+    gitlab_signing_token: SecretStr | None = None
+
     # Missed-delivery recovery: the hooks whose failed deliveries are redelivered, and how often.
     redeliver_hooks: Annotated[tuple[str, ...], NoDecode] = ()
     redeliver_interval: float = Field(default=300.0, gt=0)
@@ -116,6 +131,8 @@ class Settings(BaseSettings):
     api_token_file: Path | None = None
     state_url_file: Path | None = None
     pagerduty_webhook_secret_file: Path | None = None
+    gitlab_webhook_secret_file: Path | None = None
+    gitlab_signing_token_file: Path | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -151,6 +168,8 @@ class Settings(BaseSettings):
         "github_app_private_key",
         "state_url",
         "pagerduty_webhook_secret",
+        "gitlab_webhook_secret",
+        "gitlab_signing_token",
     )
     @classmethod
     def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
@@ -165,6 +184,13 @@ class Settings(BaseSettings):
             load_private_key(value)
         return value
 
+    @field_validator("gitlab_signing_token")
+    @classmethod
+    def _check_signing_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            signing_key(value.get_secret_value())
+        return value
+
     @field_validator("repositories", mode="before")
     @classmethod
     def _split_repositories(cls, value: Any) -> Any:
@@ -177,7 +203,7 @@ class Settings(BaseSettings):
     def _check_repositories(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for item in value:
             if not REPOSITORY_PATTERN.match(item):
-                raise ValueError(f"{item!r} is not owner/name or owner/*")
+                raise ValueError(f"{item!r} is not owner/name or owner/* (or group/sub/name)")
         return tuple(item.lower() for item in value)
 
     @field_validator("state_url")
@@ -355,6 +381,33 @@ class Settings(BaseSettings):
         if self.webhook_secret_previous is not None:
             secrets.append(self.webhook_secret_previous)
         return tuple(secret.get_secret_value().encode() for secret in secrets)
+
+    def gitlab_webhook_secrets(self) -> tuple[bytes, ...]:
+        """The secret tokens X-Gitlab-Token may carry: every one listed, during a rotation."""
+        if self.gitlab_webhook_secret is None:
+            return ()
+        listed = self.gitlab_webhook_secret.get_secret_value().split(",")
+        return tuple(item.strip().encode() for item in listed if item.strip())
+
+    def gitlab_signing_key(self) -> bytes | None:
+        """The HMAC key of GitLab's Standard Webhooks signatures, when a signing token is set."""
+        if self.gitlab_signing_token is None:
+            return None
+        return signing_key(self.gitlab_signing_token.get_secret_value())
+
+
+def signing_key(token: str) -> bytes:
+    """A signing token's HMAC key: Standard Webhooks' ``whsec_`` form is the base64 of the key
+    (GitLab generates and shows its signing tokens so); any other token is the key itself."""
+    if not token.startswith(WHSEC):
+        return token.encode()
+    try:
+        key = base64.b64decode(token.removeprefix(WHSEC), validate=True)
+    except binascii.Error:
+        raise ValueError("a whsec_ token must be base64 after the prefix") from None
+    if not key:
+        raise ValueError("a whsec_ token must hold a key after the prefix")
+    return key
 
 
 def _stdout_is_terminal() -> bool:

@@ -488,7 +488,7 @@ def test_kubernetes_objects_select_and_reach_each_other() -> None:
 
     ingress = one(K8S / "ingress.yaml")
     paths = [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
-    assert [path["path"] for path in paths] == ["/webhook", "/api/event", "/pagerduty"], (
+    assert [path["path"] for path in paths] == ["/webhook", "/gitlab", "/api/event", "/pagerduty"], (
         "only what observer authenticates and a sender outside the cluster posts"
     )
     for path in paths:
@@ -521,9 +521,11 @@ def test_the_ingress_exposes_the_paths_its_documentation_names() -> None:
 
 def test_observer_refuses_what_the_ingress_lets_through(start: Any) -> None:
     service = start(
-        api_token="a-token-long-enough-for-the-test", pagerduty_webhook_secret="a-pagerduty-secret"
+        api_token="a-token-long-enough-for-the-test",
+        gitlab_webhook_secret="a-gitlab-token-long-enough",
+        pagerduty_webhook_secret="a-pagerduty-secret",
     )
-    for path in ("/webhook", "/api/event", "/pagerduty"):
+    for path in ("/webhook", "/gitlab", "/api/event", "/pagerduty"):
         assert service.client.get(path).status_code == 405, path
         assert service.client.post(path, content=b"{}").status_code == 401, path
 

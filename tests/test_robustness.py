@@ -160,7 +160,7 @@ def test_arbitrary_headers_never_get_a_5xx(
     service: Service, headers: dict[str, str], body: bytes
 ) -> None:
     headers.pop("Content-Length", None)
-    for path in ("/webhook", "/api/event"):
+    for path in ("/webhook", "/api/event", "/gitlab"):
         response = service.client.post(path, content=body, headers=headers)
         assert 400 <= response.status_code < 500
     assert SECRET not in service.client.get("/metrics").text

@@ -84,7 +84,11 @@ def test_a_secret_and_its_file_together_are_refused(
     [
         ("PORT", "http", "PORT Input should be a valid integer"),
         ("PORT", "70000", "PORT Input should be less than or equal to 65535"),
-        ("REPOSITORIES", "octo", "REPOSITORIES 'octo' is not owner/name or owner/*"),
+        (
+            "REPOSITORIES",
+            "octo",
+            "REPOSITORIES 'octo' is not owner/name or owner/* (or group/sub/name)",
+        ),
         (
             "PRODUCTION_ENVIRONMENTS",
             "(prod",

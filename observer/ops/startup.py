@@ -57,8 +57,16 @@ def summary(settings: Settings) -> dict[str, Any]:
         "production_environments": settings.production_environments.pattern,
         "repositories": list(settings.repositories) or "all",
         "api_token": "set" if settings.api_token is not None else "unset",
+        "gitlab": gitlab_mode(settings),
         "log_level": settings.log_level,
     }
+
+
+def gitlab_mode(settings: Settings) -> str:
+    """How /gitlab authenticates: off (no secret token), by token, or by token and signature."""
+    if not settings.gitlab_webhook_secrets():
+        return "off"
+    return "token" if settings.gitlab_signing_token is None else "token and signature"
 
 
 def state_mode(settings: Settings) -> str:
@@ -81,5 +89,14 @@ def warnings(settings: Settings) -> list[str]:
         found.append(
             f"WEBHOOK_SECRET is shorter than {MIN_SECRET_LENGTH} characters "
             "(make one with: openssl rand -hex 32)"
+        )
+    tokens = settings.gitlab_webhook_secrets()
+    if any(
+        token.lower().decode(errors="replace") in PLACEHOLDER_SECRETS for token in tokens
+    ) or any(len(token) < MIN_SECRET_LENGTH for token in tokens):
+        found.append(
+            f"GITLAB_WEBHOOK_SECRET holds a placeholder or a token shorter than "
+            f"{MIN_SECRET_LENGTH} characters; GitLab sends it as it is, so it must not be "
+            "guessable (make one with: openssl rand -hex 32)"
         )
     return found

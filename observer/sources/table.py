@@ -8,9 +8,11 @@ from observer.settings import Settings
 from observer.sources import alertmanager, pagerduty
 from observer.sources.adapter import Adapter
 from observer.sources.github import adapter as github
+from observer.sources.gitlab import adapter as gitlab
 
 ADAPTERS: tuple[Callable[[Settings], Adapter], ...] = (
     github.adapter,
+    gitlab.adapter,
     alertmanager.adapter,
     pagerduty.adapter,
 )

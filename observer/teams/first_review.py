@@ -27,7 +27,7 @@ SUBMITTED, START, REPOSITORY, TEAMS, DECIDED = range(5)
 MAX_COMMIT_ATTEMPTS = 20
 
 
-def key(pull_request_id: int) -> str:
+def key(pull_request_id: int | str) -> str:
     return f"{PREFIX}{pull_request_id}"
 
 
@@ -52,7 +52,7 @@ class FirstReviews:
     async def candidate(
         self,
         unit: Unit,
-        pull_request_id: int,
+        pull_request_id: int | str,
         *,
         submitted: float,
         start: float,

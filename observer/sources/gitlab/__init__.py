@@ -1,0 +1,1 @@
+"""GitLab project and group webhooks, POST /gitlab: push, merge request, deployment, issue."""
