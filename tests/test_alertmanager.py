@@ -85,7 +85,7 @@ def test_resolved_before_firing_counts_the_incident_once(service: Service) -> No
     ("authorization", "says"),
     [
         (None, "missing bearer token"),
-        ("Basic dXNlcjpwYXNz", "missing bearer token"),
+        ("Basic dXNlcjpwYXNz", "bearer token is not valid"),
         ("Bearer wrong-token", "not valid"),
         (f"Bearer {API_TOKEN}x", "not valid"),
     ],

@@ -33,8 +33,8 @@ def body(name: str) -> bytes:
     ("authorization", "says"),
     [
         (None, "missing bearer token"),
-        ("Basic dXNlcjpwYXNz", "missing bearer token"),
-        (f"Token {API_TOKEN}", "missing bearer token"),
+        ("Basic dXNlcjpwYXNz", "bearer token is not valid"),
+        (f"Token {API_TOKEN}", "bearer token is not valid"),
     ],
 )
 def test_the_precheck_refuses_without_a_bearer_token(authorization: str | None, says: str) -> None:

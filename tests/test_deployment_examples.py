@@ -488,7 +488,8 @@ def test_kubernetes_objects_select_and_reach_each_other() -> None:
 
     ingress = one(K8S / "ingress.yaml")
     paths = [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
-    assert [path["path"] for path in paths] == ["/webhook", "/gitlab", "/api/event", "/pagerduty"], (
+    exposed = [path["path"] for path in paths]
+    assert exposed == ["/webhook", "/gitlab", "/api/event", "/pagerduty"], (
         "only what observer authenticates and a sender outside the cluster posts"
     )
     for path in paths:

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from observer.settings import Settings
 from observer.sources.adapter import Refused
 
+MISSING = "missing bearer token (Authorization: Bearer <API_TOKEN>)"
+
 
 class Bearer:
     def __init__(self, settings: Settings) -> None:
@@ -21,7 +23,7 @@ class Bearer:
         """Refuses before the body is read: the token is all there is to check."""
         authorization = headers.get("authorization")
         if authorization is None:
-            raise Refused(401, "missing bearer token")
+            raise Refused(401, MISSING)
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer":
             raise Refused(401, "bearer token is not valid")

@@ -8,7 +8,6 @@ fingerprint and start are its identity, and the notification's ``status`` is the
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +17,7 @@ from observer.settings import Settings
 from observer.sources.adapter import Adapter, Delivery, Handler, Named, Refused
 from observer.sources.alertmanager.matchers import parse as parse_matchers
 from observer.sources.alertmanager.notification import Incidents, Notification
+from observer.sources.bearer import Bearer
 from observer.sources.payload import json_object
 
 # Outside the table: the name of a delivery refused before its status is read.
@@ -29,25 +29,17 @@ class Alertmanager:
     name = "alertmanager"
     path = "/alertmanager"
 
-    def __init__(self, api_token: str | None, incidents: Incidents) -> None:
-        self._token = api_token.encode() if api_token is not None else None
+    def __init__(self, bearer: Bearer, incidents: Incidents) -> None:
+        self._bearer = bearer
         self._incidents = incidents
         handler: Handler = self._handle
         self.events: Mapping[str, Handler] = {"firing": handler, "resolved": handler}
 
     def precheck(self, headers: Mapping[str, str]) -> None:
-        scheme, _, _ = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer":
-            raise Refused(401, "missing bearer token (Authorization: Bearer <API_TOKEN>)")
-        if self._token is None:
-            raise Refused(401, "bearer token refused: API_TOKEN is not configured on this observer")
+        self._bearer.precheck(headers)
 
     def authenticate(self, headers: Mapping[str, str], body: bytes) -> None:
-        self.precheck(headers)
-        assert self._token is not None  # the precheck refuses without one
-        _, _, token = headers.get("authorization", "").partition(" ")
-        if not hmac.compare_digest(token.strip().encode(), self._token):
-            raise Refused(401, "bearer token is not valid")
+        self._bearer.authenticate(headers, body)
 
     def identify(self, headers: Mapping[str, str]) -> Delivery:
         return Delivery(UNREAD, None)
@@ -74,6 +66,5 @@ class Alertmanager:
 
 
 def adapter(settings: Settings) -> Adapter:
-    token = settings.api_token.get_secret_value() if settings.api_token is not None else None
     incidents = Incidents(parse_matchers(settings.incident_alerts), settings.alert_repository_label)
-    return Alertmanager(token, incidents)
+    return Alertmanager(Bearer(settings), incidents)
