@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -30,6 +30,7 @@ from observer.settings import Settings
 from observer.sources.github.auth import AppInstallationToken, AppJwt, TokenSource, token_source
 from observer.sources.github.client import GitHubClient, create_http_client
 from observer.sources.github.redeliver import Hook, Redelivery, hook_path
+from observer.sources.adapter import Adapter
 from observer.sources.table import ADAPTERS
 from observer.state import Store, StoreUnavailable, open_store
 from observer.state.doubt import Ledger
@@ -48,6 +49,7 @@ def create_app(
     github_transport: httpx.AsyncBaseTransport | None = None,
     shutdown: Shutdown | None = None,
     scrapes: Scrapes | None = None,
+    sources: Sequence[Callable[[Settings], Adapter]] = ADAPTERS,
 ) -> Starlette:
     """The service; each call has its own registry unless one is given, so tests stay apart.
 
@@ -64,7 +66,7 @@ def create_app(
         settings,
         metrics,
         activity.teams.refresh,
-        [build(settings) for build in ADAPTERS],
+        [build(settings) for build in sources],
         stopping=stopping,
         scrapes=scrapes if scrapes is not None else Scrapes(),
     )

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from observer.recorder import Recorder
 
 # One event of a source: its parsed payload applied through the recorder. Raises pydantic's
-# ValidationError when a handled event lacks what it needs (the pipeline answers 400).
+# ValidationError when a handled event lacks what it needs, or Refused for a reason a model
+# cannot express (the pipeline answers 400 either way, and nothing was counted).
 Handler = Callable[[Any, "Recorder"], Awaitable["Result"]]
 
 

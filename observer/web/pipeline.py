@@ -142,6 +142,9 @@ class Pipeline:
             claimed = delivery.event[:MAX_LOGGED_EVENT]
             message = f"{claimed} payload is missing or has invalid fields"
             return finish(error(400, message, fields=fields), "malformed", message)
+        except Refused as refused:
+            # What a model cannot say: a handler's own reason the payload is unusable.
+            return finish(error(refused.status, refused.reason), "malformed", refused.reason)
         except StoreUnavailable as failure:
             self._metrics.state_errors.inc()
             return finish(unavailable(), "unavailable", str(failure))
