@@ -101,6 +101,10 @@ def kinds(*, seen: int, cache: int) -> dict[str, Kind]:
         # The commits a pipeline listed (up to 1,000, ~54 KB), until its deployment is enriched.
         Kind("shipment", max(cache // 100, 100), 30 * DAY),
         Kind("incident", cache, 365 * DAY),
+        # For change failures: per repository, its incidents' periods and its production
+        # successes' times (bounded lists); per merged pull request, whether it is a revert or a
+        # hotfix; per environment and pull request, the deployment that first shipped it.
+        Kind("failure", cache, 180 * DAY),
         # When pull requests became ready for review, for the time to first review.
         Kind("ready", cache, 90 * DAY),
         # Per pull request: its earliest review by someone else so far, and whether that was
