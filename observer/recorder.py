@@ -105,7 +105,8 @@ class Recorder:
             def count() -> None:
                 self._deployments_total(repository, environment, event.status).inc()
                 if failed:
-                    self._change_failures(repository, environment, failures.FAILED).inc()
+                    exemplar = {"sha": event.sha} if event.sha else None
+                    self._change_failures(repository, environment, failures.FAILED).inc(1, exemplar)
 
             unit.effect(count)
             self._touch(unit, repository)

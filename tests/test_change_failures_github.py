@@ -46,6 +46,16 @@ def test_a_rollback_is_known_from_the_compare_lead_time_makes(
     assert metrics.get("dora_deployment_recovery_seconds_count", **PRODUCTION) == 1
     assert metrics.get("dora_deployment_recovery_seconds_sum", **PRODUCTION) == 2 * HOUR
     assert metrics.get("dora_rework_deployments_total", **PRODUCTION) == 1
+    # The exemplar names the failing deployment's commit and the one that fixed it.
+    openmetrics = enriched.client.get(
+        "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+    ).text
+    [line] = [
+        line
+        for line in openmetrics.splitlines()
+        if line.startswith("dora_change_failures_total{") and 'cause="rolled_back"' in line
+    ]
+    assert f' 1.0 # {{fixed_by="{sha("c2")}",sha="{sha("c3")}"}} 1.0 ' in line, line
 
 
 def test_a_newer_deployment_is_no_rollback(enriched: Service, github: respx.MockRouter) -> None:

@@ -108,6 +108,9 @@ def test_change_failures_are_stacked_by_cause_beside_the_rework_rate() -> None:
     assert [t["legendFormat"] for t in rates["targets"]] == ["change failure rate", "rework rate"]
     assert "dora_rework_deployments:increase_7d" in rates["targets"][1]["expr"]
     assert rates["gridPos"]["y"] == by_cause["gridPos"]["y"]  # side by side
+    [latest] = panels["Change failures with their deployment and fix (exemplars)"]["targets"]
+    assert latest["exemplar"] is True
+    assert "increase(dora_change_failures_total{" in latest["expr"]
     key = panels["Change failure rate"]
     assert "dora_change_failures:increase_30d" in key["targets"][0]["expr"]
 

@@ -385,7 +385,23 @@ def failure_panels(y: int) -> list[dict[str, Any]]:
         unit="percentunit",
         options=TIMESERIES_OPTIONS,
     )
-    return [row("Change failures and rework", y), by_cause, rates]
+    latest = panel(
+        "timeseries",
+        "Change failures with their deployment and fix (exemplars)",
+        "Change failures as they are counted, by cause. Each point's exemplar names the failing "
+        "deployment's commit (sha) and the commit of the deployment that fixed it (fixed_by); "
+        "hover it. Exemplars need Prometheus's exemplar storage and an OpenMetrics scrape.",
+        [
+            target(
+                f"sum by (cause) (increase(dora_change_failures_total{{{SEL}}}[$__rate_interval]))",
+                "{{cause}}",
+                exemplar=True,
+            )
+        ],
+        (0, y + 9, 24, 8),
+        options=TIMESERIES_OPTIONS,
+    )
+    return [row("Change failures and rework", y), by_cause, rates, latest]
 
 
 def table_panel(y: int) -> list[dict[str, Any]]:
@@ -576,8 +592,8 @@ def dashboard() -> dict[str, Any]:
         + flow_panels(11)
         + trend_panels(17)
         + failure_panels(34)
-        + table_panel(43)
-        + quality_panels(54)
+        + table_panel(51)
+        + quality_panels(62)
     )
     for number, item in enumerate(panels, start=1):
         item["id"] = number

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from observer.leadtime.changes import Change, Job
-from observer.leadtime.history import Entry, History
+from observer.leadtime.history import Entry, History, Settled
 from observer.leadtime.knowledge import Knowledge
 from observer.metrics.definitions import Metrics
 from observer.state import Unit
@@ -141,21 +141,20 @@ class ChangeFailures:
             return
         rework = facts.fixes or settled.restores or _open_at(job.entry.time, facts.periods)
         labels = (job.repository_label, job.environment_label)
-        unit.effect(self._counter(labels, settled.cause, settled.recovery, rework, job))
+        unit.effect(self._counter(labels, settled, rework, job))
 
     def _counter(
-        self,
-        labels: tuple[str, str],
-        cause: str | None,
-        recovery: float | None,
-        rework: bool,
-        job: Job,
+        self, labels: tuple[str, str], settled: Settled, rework: bool, job: Job
     ) -> Callable[[], None]:
+        cause, recovery = settled.cause, settled.recovery
         exemplar = {"sha": job.entry.sha} if job.entry.sha else None
+        # The failing deployment's commit, and the one that fixed it: what a dashboard shows.
+        failing = settled.previous.sha if settled.previous is not None else None
+        fixed = {name: sha for name, sha in (("sha", failing), ("fixed_by", job.entry.sha)) if sha}
 
         def count() -> None:
             if cause is not None:
-                self._metrics.change_failures.labels(*labels, cause).inc()
+                self._metrics.change_failures.labels(*labels, cause).inc(1, fixed or None)
             if recovery is not None:
                 self._metrics.deployment_recovery.labels(*labels).observe(
                     max(recovery, 0.0), exemplar
