@@ -32,7 +32,10 @@ CAUSES = (FAILED, ROLLED_BACK, INCIDENT, REMEDIATED)
 FAILED_STATUSES = ("failure", "error")
 # Per repository: incidents' periods and production successes kept for the decisions; a
 # decision looks back over the time between two successes of one environment.
-MAX_KEPT = 200
+MAX_KEPT = 100
+# The store's kinds: small facts (a pull request's fix, who shipped it first, which commit
+# contains which), and the per-repository lists above (fewer keys, larger values).
+FACTS, TIMELINES = "failure", "timeline"
 # GitHub's "Revert" button names the branch 'revert-<number of the reverted pull>-<branch>'.
 REVERTED = re.compile(r"^revert-(\d+)-")
 
@@ -60,7 +63,7 @@ def reverted_number(branch: str | None) -> int | None:
 
 async def fix(unit: Unit, repository: str, number: int, kind: str, reverts: int | None) -> None:
     """A merged pull request that is a revert (of pull ``reverts``, when known) or a hotfix."""
-    await unit.put_many("failure", {fix_key(repository, number): [kind, reverts]})
+    await unit.put_many(FACTS, {fix_key(repository, number): [kind, reverts]})
 
 
 async def incident(
@@ -70,12 +73,12 @@ async def incident(
 
     The two are tied by the opening time: a resolution whose opening is kept closes it.
     """
-    await unit.append_many("failure", {incidents_key(repository): [opened, resolved]}, MAX_KEPT)
+    await unit.append_many(TIMELINES, {incidents_key(repository): [opened, resolved]}, MAX_KEPT)
 
 
 async def deployed(unit: Unit, repository: str, moment: float) -> None:
     """A successful deployment to one of the repository's production environments."""
-    await unit.append_many("failure", {deployed_key(repository): moment}, MAX_KEPT)
+    await unit.append_many(TIMELINES, {deployed_key(repository): moment}, MAX_KEPT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +117,7 @@ class ChangeFailures:
         for number in sorted({c.pull.number for c in changes if c.pull is not None}):
             # The deployment that first shipped it here: the one its revert remediates.
             await unit.update(
-                "failure",
+                FACTS,
                 shipped_key(job.repository, job.environment, number),
                 lambda known: (known if known is not None else first, None),
             )
@@ -166,7 +169,7 @@ class ChangeFailures:
 
     async def _facts(self, unit: Unit, job: Job, changes: Sequence[Change]) -> Facts:
         names = [incidents_key(job.repository), deployed_key(job.repository)]
-        lists = await unit.lists("failure", names)
+        lists = await unit.lists(TIMELINES, names)
         periods = [
             (_seconds(item[0]), _seconds(item[1]))
             for item in lists.get(names[0], [])
@@ -175,7 +178,7 @@ class ChangeFailures:
         deployed = [float(t) for t in lists.get(names[1], []) if isinstance(t, (int, float))]
         numbers = sorted({c.pull.number for c in changes if c.pull is not None})
         keys = [fix_key(job.repository, n) for n in numbers]
-        found = await unit.get_many("failure", keys) if keys else {}
+        found = await unit.get_many(FACTS, keys) if keys else {}
         kinds = [found[key] for key in keys if isinstance(found.get(key), list)]
         reverts = [
             None if kind[1] is None else int(kind[1]) for kind in kinds if kind[0] == "revert"
@@ -188,7 +191,7 @@ class ChangeFailures:
     ) -> dict[int, str]:
         numbers = sorted({n for n in reverts if n is not None})
         keys = {shipped_key(job.repository, job.environment, n): n for n in numbers}
-        found = await unit.get_many("failure", keys) if keys else {}
+        found = await unit.get_many(FACTS, keys) if keys else {}
         return {keys[key]: str(value) for key, value in found.items()}
 
     async def _rolled_back(self, job: Job, previous: Entry) -> bool:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Statuses kept per environment; lead-time work still waiting is kept past this. A history at
-# its bounds takes about 110 KB of process memory (benchmarks/state_size.py).
+# its bounds takes about 170 KB of process memory (benchmarks/state_size.py).
 MAX_ENTRIES = 100
 # Successes waiting for lead-time work per environment: past it the oldest is dropped, so that
 # a burst of deployments into one environment cannot grow its history without bound.
