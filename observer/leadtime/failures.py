@@ -111,7 +111,9 @@ class ChangeFailures:
         previous = history.previous_success(job.entry)
         facts = await self._facts(unit, job, changes)
         rolled_back = False
-        if previous is not None and previous.key not in history.judged:
+        # A deployment that ships changes the previous one lacked is not older code: the walk
+        # back through the pushes is made only for one that ships nothing new.
+        if previous is not None and previous.key not in history.judged and not changes:
             rolled_back = await self._rolled_back(job, previous)
         first = job.entry.key
         for number in sorted({c.pull.number for c in changes if c.pull is not None}):
