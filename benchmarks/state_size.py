@@ -46,7 +46,14 @@ def full_history(number: int) -> dict[str, Any]:
         key = f"deployment:{number * 10**6 + row:012d}:{status}"
         rows.append([T + row, status, key, sha(number * 10**6 + row), due, 0])
     marks = [f"deployment:{number * 10**6 + n:012d}:success" for n in range(history.MAX_MARKS)]
-    return {"entries": rows, "recovered": marks, "consumed": marks}
+    return {
+        "entries": rows,
+        "recovered": marks,
+        "consumed": marks,
+        "settled": marks,
+        "judged": marks,
+        "failing": marks,
+    }
 
 
 def push_record(number: int) -> dict[str, Any]:
@@ -72,6 +79,13 @@ SHAPES: dict[str, Value] = {
         commitlist.encode((sha(n * 1000 + c), T + c) for c in range(1000)),
     ),
     "incident": lambda n: (f"incident:issue:{10**9 + n}:opened", T),
+    # A pull request's fix (a revert of another) and, alike in size, who first shipped one.
+    "failure": lambda n: (f"fix {REPOSITORY} {10**9 + n}", ["revert", 10**9 + n]),
+    # A repository's incidents (the larger of its two lists): 100 periods.
+    "timeline": lambda n: (
+        f"incidents {REPOSITORY}{n}",
+        [[T + i, T + i + 3600.0] for i in range(100)],
+    ),
     "ready": lambda n: (str(10**9 + n), T),
     # A pull request's candidate first review: its time, start, repository and team labels.
     "review": lambda n: (

@@ -18,6 +18,7 @@ from starlette.middleware import Middleware
 
 from observer.leadtime.changes import LeadTime
 from observer.leadtime.enrichment import Deployments, Enrichment
+from observer.leadtime.failures import ChangeFailures
 from observer.leadtime.forges import GitHubSource, Source, WebhookSource
 from observer.leadtime.knowledge import Knowledge
 from observer.metrics.definitions import Metrics
@@ -93,6 +94,7 @@ def create_app(
                 settle=settings.settle_seconds,
                 ledger=ledger,
                 jobs={first_review.PREFIX: activity.first_reviews.decide},
+                change_failures=ChangeFailures(metrics, knowledge),
             )
             activity.first_reviews.wake = enrichment.wake
             recorder = Recorder(

@@ -29,6 +29,7 @@ from observer.domain import (
     Review,
     SourceIncident,
 )
+from observer.leadtime import failures
 from observer.leadtime.enrichment import Deployments
 from observer.leadtime.knowledge import Knowledge
 from observer.metrics.children import Children
@@ -72,6 +73,7 @@ class Recorder:
         # Teams, reviews, rework and surveys: the figures that must never name a person.
         self.activity = activity
         self._deployments_total = Children(metrics.deployments)
+        self._change_failures = Children(metrics.change_failures)
         self._commits_pushed = Children(metrics.commits_pushed)
         self._last_event = Children(metrics.last_event)
 
@@ -93,19 +95,19 @@ class Recorder:
 
         async def build(unit: Unit) -> Result:
             event = _retimed(deployment, self.clock(deployment.time, unit))
-            recoveries: list[float] = []
+            failed = False
             if self.is_production(event.environment):
-                # A sha is enough: the GitHub API, or else the pushes seen, tell what it shipped.
-                ships = event.sha is not None or bool(event.commits)
-                recoveries = await self._deployments.record(unit, event, ships=ships)
+                new = await self._deployments.record(unit, event)
+                # The first cause, known from the status itself; the others when the next
+                # success settles (observer.leadtime.failures).
+                failed = new and event.status in failures.FAILED_STATUSES
             environment = self._labels.environment(event.environment)
 
             def count() -> None:
                 self._deployments_total(repository, environment, event.status).inc()
-                for recovered in recoveries:
-                    self.metrics.deployment_recovery.labels(repository, environment).observe(
-                        recovered
-                    )
+                if failed:
+                    exemplar = {"sha": event.sha} if event.sha else None
+                    self._change_failures(repository, environment, failures.FAILED).inc(1, exemplar)
 
             unit.effect(count)
             self._touch(unit, repository)
@@ -122,6 +124,7 @@ class Recorder:
 
         async def build(unit: Unit) -> Result:
             await self._knowledge.learn_pull_request(unit, pull_request)
+            await self._fix(unit, pull_request)
             # Still a change for lead time, whoever wrote it; not in the activity figures.
             if not self.activity.counts(pull_request.author, pull_request.time):
                 return Result(
@@ -180,6 +183,7 @@ class Recorder:
             if incident.opened_at is not None:
                 opened_at = self.clock(incident.opened_at, unit)
                 await unit.put_many("incident", {incident.key: opened_at.timestamp()})
+                await failures.incident(unit, incident.repository, opened_at.timestamp(), None)
             unit.effect(self.metrics.incidents_opened.labels(repository).inc)
             self._touch(unit, repository)
             return Result(Outcome.ACCEPTED, repository=repository)
@@ -194,6 +198,12 @@ class Recorder:
         async def build(unit: Unit) -> Result:
             resolved_at = self.clock(incident.resolved_at, unit)
             recovery = max((resolved_at - incident.opened_at).total_seconds(), 0.0)
+            await failures.incident(
+                unit,
+                incident.repository,
+                incident.opened_at.timestamp(),
+                resolved_at.timestamp(),
+            )
             unit.effect(lambda: self.metrics.incident_recovery.labels(repository).observe(recovery))
             self._touch(unit, repository)
             return Result(Outcome.ACCEPTED, repository=repository)
@@ -257,6 +267,7 @@ class Recorder:
                     "incident already counted" if duplicate else outcome.unchanged,
                     repository,
                 )
+            await _incident_period(unit, change.repository, moment, outcome)
 
             def count() -> None:
                 if outcome.opened:
@@ -311,6 +322,16 @@ class Recorder:
             # CONFLICT: another replica changed what this unit read; build it again.
         raise StoreUnavailable(f"state store: kept changing under {MAX_COMMIT_ATTEMPTS} tries")
 
+    async def _fix(self, unit: Unit, pull_request: PullRequest) -> None:
+        """A merged revert or hotfix, for the deployment that ships it (a change failure's
+        remediation, and rework)."""
+        if pull_request.action != "merged":
+            return
+        kind = self.activity.rework_kind(pull_request)
+        if kind is not None:
+            reverts = failures.reverted_number(pull_request.branch) if kind == "revert" else None
+            await failures.fix(unit, pull_request.repository, pull_request.number, kind, reverts)
+
     def _touch(self, unit: Unit, repository: str) -> None:
         def touch() -> None:
             self._last_event(repository).set(time.time())
@@ -321,6 +342,18 @@ class Recorder:
 
 def _not_listed(full_name: str) -> Result:
     return Result(Outcome.IGNORED, f"repository {full_name} is not in REPOSITORIES")
+
+
+async def _incident_period(
+    unit: Unit, repository: str, moment: float, outcome: incidents.Outcome
+) -> None:
+    """What an issue's transition tells of the repository's incidents, for change failures."""
+    recovery = outcome.recovery
+    if outcome.opened:
+        resolved = None if recovery is None else moment + recovery
+        await failures.incident(unit, repository, moment, resolved)
+    elif recovery is not None:
+        await failures.incident(unit, repository, moment - recovery, moment)
 
 
 def _retimed(deployment: Deployment, moment: datetime) -> Deployment:

@@ -92,8 +92,27 @@ def test_the_four_keys_their_tiers_trends_and_data_quality_are_there() -> None:
     ]:  # fmt: skip
         assert wanted in titles
     trends = [p for p in load()["panels"] if p["type"] == "timeseries" and "7-day" in p["title"]]
-    assert len(trends) == 4
+    # The four keys' trends, change failures by cause, and the rework rate beside the failure rate.
+    assert len(trends) == 6
     assert load()["time"]["from"] == "now-30d"
+
+
+def test_change_failures_are_stacked_by_cause_beside_the_rework_rate() -> None:
+    panels = {panel["title"]: panel for panel in load()["panels"]}
+    by_cause = panels["Change failures by cause (7-day window)"]
+    assert by_cause["fieldConfig"]["defaults"]["custom"]["stacking"]["mode"] == "normal"
+    [query] = by_cause["targets"]
+    assert query["expr"].startswith("sum by (cause) (")
+    assert "dora_change_failures:increase_7d" in query["expr"]
+    rates = panels["Change failure rate and rework rate (7-day window)"]
+    assert [t["legendFormat"] for t in rates["targets"]] == ["change failure rate", "rework rate"]
+    assert "dora_rework_deployments:increase_7d" in rates["targets"][1]["expr"]
+    assert rates["gridPos"]["y"] == by_cause["gridPos"]["y"]  # side by side
+    [latest] = panels["Change failures with their deployment and fix (exemplars)"]["targets"]
+    assert latest["exemplar"] is True
+    assert "increase(dora_change_failures_total{" in latest["expr"]
+    key = panels["Change failure rate"]
+    assert "dora_change_failures:increase_30d" in key["targets"][0]["expr"]
 
 
 def test_queries_filter_by_the_repository_and_environment_variables() -> None:

@@ -433,13 +433,15 @@ def history() -> tuple[list[Step], list[Step]]:
 # Deployments: success D1, D3, pipe-4, pipe-rb, pipe-rf = 5; failure D2, d5 = 2.
 # Lead time: D1 1 (3600) + D3 2 (10800 + 7200) + D4 2 (7200 + 3600) + rollback 0 + roll-forward
 # 2 (7200 + 3600) = 7 changes, 3600 + 18000 + 10800 + 10800 = 43200 s.
-# Recovery: 3600 + 12600 = 16200 s over 2. Incident: 9000 s, 1 opened.
+# Recovery: 3600 + 12600 = 16200 s over 2, and the rollback at 10 h to c4, which pipe-4's c6
+# contains (the pushes chain c6 back to c4): pipe-4 is a change failure (rolled_back) that the
+# rollback ends, 10 h - 9 h = 3600: 19800 s over 3. Incident: 9000 s, 1 opened.
 # Commits pushed: 2 + 2 + 2 + 2 = 8. Pull requests merged: 1.
 HISTORY_TRUTH = truth(
     lead_count=7,
     lead_sum=43200,
-    recovery_count=2,
-    recovery_sum=16200,
+    recovery_count=3,
+    recovery_sum=19800,
     incident_count=1,
     incident_sum=9000,
     incidents_opened=1,
@@ -520,17 +522,28 @@ def shared() -> Iterator[Fleet]:
         yield Fleet([single])
 
 
-def repository_numbers(fleet: Fleet, repo: str) -> dict[str, float]:
-    scrapes = wait_for(fleet, lambda _: True)
+def repository_numbers(fleet: Fleet, repo: str, *, recoveries: int = 0) -> dict[str, float]:
+    """The numbers once ``recoveries`` are observed (decided when the success settles)."""
+    name = "dora_deployment_recovery_seconds_count"
+    scrapes = wait_for(fleet, lambda s: total(s, name, repository=repo) >= recoveries)
     return numbers(scrapes, repository=repo)
+
+
+@pytest.fixture(scope="module")
+def settling() -> Iterator[Fleet]:
+    """One process whose successes settle for 2 s: time for a late failure to arrive."""
+    with node(observer_env(SETTLE_SECONDS="2")) as single:
+        yield Fleet([single])
 
 
 @pytest.mark.parametrize("transport", ["webhook", "api"])
 def test_a_success_delivered_before_its_failure_still_recovers_once(
-    shared: Fleet, transport: str
+    settling: Fleet, transport: str
 ) -> None:
+    """Recovery is decided when the success settles: a failure that arrives within
+    SETTLE_SECONDS of it counts, however the two are ordered."""
     repo = f"octo-org/late-{transport}"
-    target = shared.nodes[0]
+    target = settling.nodes[0]
     if transport == "webhook":
         success: Step = deploy(401, "l1", at(2), "success", repo=repo)
         failure: Step = deploy(402, "l0", at(1), "failure", repo=repo)
@@ -545,7 +558,7 @@ def test_a_success_delivered_before_its_failure_still_recovers_once(
         target.send(failure, copy_of=True)
     # Recovery 2 h - 1 h = 3600, once; one deployment of each state; the success's commit l1
     # was never pushed, so no lead time.
-    assert repository_numbers(shared, repo) == truth(
+    assert repository_numbers(settling, repo, recoveries=1) == truth(
         recovery_count=1, recovery_sum=3600, success=1, failure=1
     )
 
@@ -564,7 +577,7 @@ def test_one_deployment_failing_twice_then_succeeding_counts_each_state_once(
         payload = deployment_payload(501, status_id, "r1", moment, state=state, repo=repo)
         target.send(Webhook("deployment_status", payload, f"status-{status_id}"))
     # 1 failed deployment, 1 successful; recovery from the first failure: 2 h - 1 h = 3600.
-    assert repository_numbers(shared, repo) == truth(
+    assert repository_numbers(shared, repo, recoveries=1) == truth(
         recovery_count=1, recovery_sum=3600, success=1, failure=1
     )
 

@@ -30,12 +30,23 @@ REPOSITORIES = ("octo/app", "octo/api")
 
 
 def history(seed: int) -> list[dict[str, Any]]:
-    """Deployments to production in time order, failures among them, each listing its commits;
-    incidents opened and resolved."""
+    """Deployments to production, failures among them, each listing its commits; incidents
+    opened and resolved; all in the order of their times, as a deployment's change failures and
+    rework are decided when it settles (SETTLE_SECONDS 0 here) from what happened before it."""
     rng = random.Random(seed)
     events: list[dict[str, Any]] = []
     commit = 0
     for repository in REPOSITORIES:
+        incidents = [
+            {
+                "type": "incident",
+                "repository": repository,
+                "id": f"INC-{n}",
+                "opened_at": f"2026-11-23T1{n}:00:00Z",
+            }
+            for n in range(2)
+        ]
+        events.extend({**incident, "action": "opened"} for incident in incidents)
         for n in range(10):
             status = "failure" if rng.random() < 0.3 else "success"
             commits = []
@@ -56,15 +67,10 @@ def history(seed: int) -> list[dict[str, Any]]:
                     "commits": commits,
                 }
             )
-        for n in range(2):
-            incident = {
-                "type": "incident",
-                "repository": repository,
-                "id": f"INC-{n}",
-                "opened_at": f"2026-11-23T1{n}:00:00Z",
-            }
-            events.append({**incident, "action": "opened"})
-            events.append({**incident, "action": "resolved", "resolved_at": "2026-11-23T20:00:00Z"})
+        events.extend(
+            {**incident, "action": "resolved", "resolved_at": "2026-11-23T20:00:00Z"}
+            for incident in incidents
+        )
     return events
 
 

@@ -56,7 +56,22 @@ def full_scan(entries: list[Entry], recovered: set[str], consumed: set[str]) -> 
     return found
 
 
-def test_recoveries_found_around_an_insertion_match_a_full_scan() -> None:
+def never(_: Entry) -> str | None:
+    return None
+
+
+def settle_all(history: History) -> list[float]:
+    """Every success settled, in time order, none judged a change failure: the recoveries."""
+    found = []
+    for entry in history.entries:
+        if entry.succeeded:
+            settled = history.settle(entry.key, never)
+            if settled is not None and settled.recovery is not None:
+                found.append(settled.recovery)
+    return found
+
+
+def test_recoveries_decided_at_settle_match_a_full_scan_whatever_the_arrival_order() -> None:
     generator = random.Random(7)
     for _ in range(200):
         statuses = [
@@ -64,16 +79,15 @@ def test_recoveries_found_around_an_insertion_match_a_full_scan() -> None:
             for n in range(generator.randrange(1, 30))
         ]
         history = History.from_json(None)
-        recovered: set[str] = set()
-        consumed: set[str] = set()
         reference: list[Entry] = []
         for entry in statuses:  # delivered in random order, ties kept in arrival order
-            placed = history.insert(entry)
-            assert placed is not None
+            assert history.insert(entry) is not None
             reference.append(entry)
-            reference.sort(key=lambda known: known.time)
-            assert history.recoveries(placed) == full_scan(reference, recovered, consumed)
             history = History.from_json(json.loads(json.dumps(history.to_json())))
+        reference.sort(key=lambda known: known.time)
+        assert settle_all(history) == full_scan(reference, set(), set())
+        # Settled once: a second look (a replica, a restart) decides nothing.
+        assert all(history.settle(e.key, never) is None for e in history.entries if e.succeeded)
 
 
 def test_a_burst_into_production_keeps_the_history_at_its_bound(
@@ -102,9 +116,11 @@ def test_a_late_waiting_success_among_the_oldest_statuses_stays_and_splits_the_r
     # f0 is past the bound; a success at 0.5 is older than every status kept, but it waits.
     placed = history.insert(Entry(0.5, "success", "s", "sha", due=1e12))
     assert placed is not None and placed.index == 0
-    assert history.recoveries(placed) == []  # the failure before it is gone
+    settled = history.settle("s", never)
+    assert settled is not None and settled.recovery is None  # the failure before it is gone
     # The next success cuts f1 (past the bound, done): its run is f2 to f100.
     placed = history.insert(Entry(MAX_ENTRIES + 1.0, "success", "t"))
     assert placed is not None
-    assert history.recoveries(placed) == [MAX_ENTRIES + 1.0 - 2.0]
+    settled = history.settle("t", never)
+    assert settled is not None and settled.recovery == MAX_ENTRIES + 1.0 - 2.0
     assert [entry.key for entry in history.entries][:2] == ["s", "f2"]

@@ -80,7 +80,7 @@ async def _waiting_deployment(store: MemoryStore, ledger: Ledger) -> None:
         "octo-org/octo-app", "production", "success", datetime.now(UTC), "d-1", "c" * 40
     )
     metrics = Metrics(CollectorRegistry())
-    await Deployments(metrics, settle=0, wake=lambda: None).record(unit, deployment, ships=True)
+    await Deployments(metrics, settle=0, wake=lambda: None).record(unit, deployment)
     await ledger.commit(unit)
 
 

@@ -134,8 +134,18 @@ def quantile_of(buckets: str, selector: str, q: float = 0.5) -> str:
 
 
 DEPLOYMENTS_30D = "repository_environment_status:dora_deployments:increase_30d"
-FAILED = f'{DEPLOYMENTS_30D}{{status=~"failure|error", {SEL}}}'
-CFR_30D = f"(sum({FAILED}) or vector(0))\n/\n(sum({DEPLOYMENTS_30D}{{{SEL}}}) > 0)"
+CHANGE_FAILURES = "repository_environment_cause:dora_change_failures:increase_{w}"
+REWORK = "repository_environment:dora_rework_deployments:increase_{w}"
+
+
+def share_of_deployments(part: str, window: str) -> str:
+    """A count over the selected deployments of the window: 0 without the part, nothing
+    without deployments."""
+    deployments = f"repository_environment_status:dora_deployments:increase_{window}"
+    return f"(sum({part}{{{SEL}}}) or vector(0))\n/\n(sum({deployments}{{{SEL}}}) > 0)"
+
+
+CFR_30D = share_of_deployments(CHANGE_FAILURES.format(w="30d"), "30d")
 
 KEYS = [
     (
@@ -155,14 +165,16 @@ KEYS = [
     ),
     (
         "Change failure rate",
-        "Failed deployments (failure or error) out of all that finished, over 30 days.",
+        "Production deployments that were change failures (failed, rolled back, followed by an "
+        "incident, or remediated) out of all that finished, over 30 days.",
         CFR_30D,
         "percentunit",
         1,
     ),
     (
         "Failed deployment recovery time (median)",
-        "Median time from a failed deployment to the next successful one, over 30 days.",
+        "Median time from the start of a run of change failures to the successful deployment "
+        "that ended it, over 30 days.",
         quantile_of(
             "repository_environment_le:dora_deployment_recovery_seconds_bucket:increase_30d", SEL
         ),
@@ -335,6 +347,61 @@ def trend_panels(y: int) -> list[dict[str, Any]]:
             )
         )
     return panels
+
+
+def failure_panels(y: int) -> list[dict[str, Any]]:
+    """Change failures stacked by cause, and the rework rate beside the change failure rate."""
+    by_cause = panel(
+        "timeseries",
+        "Change failures by cause (7-day window)",
+        "Production deployments counted as change failures over the last 7 days, stacked by "
+        "their first cause: failed, rolled_back, incident, remediated.",
+        [
+            target(
+                f"sum by (cause) ({CHANGE_FAILURES.format(w='7d')}{{{SEL}}})",
+                "{{cause}}",
+            )
+        ],
+        (0, y + 1, 12, 8),
+        options=TIMESERIES_OPTIONS,
+    )
+    by_cause["fieldConfig"]["defaults"]["custom"].update(
+        {"stacking": {"mode": "normal", "group": "A"}, "fillOpacity": 60, "drawStyle": "bars"}
+    )
+    rates = panel(
+        "timeseries",
+        "Change failure rate and rework rate (7-day window)",
+        "Change failures, and unplanned deployments (reverts, hotfixes, restoring service, "
+        "during an incident), each out of the production deployments of the last 7 days.",
+        [
+            target(
+                share_of_deployments(CHANGE_FAILURES.format(w="7d"), "7d"),
+                "change failure rate",
+                "A",
+            ),
+            target(share_of_deployments(REWORK.format(w="7d"), "7d"), "rework rate", "B"),
+        ],
+        (12, y + 1, 12, 8),
+        unit="percentunit",
+        options=TIMESERIES_OPTIONS,
+    )
+    latest = panel(
+        "timeseries",
+        "Change failures with their deployment and fix (exemplars)",
+        "Change failures as they are counted, by cause. Each point's exemplar names the failing "
+        "deployment's commit (sha) and the commit of the deployment that fixed it (fixed_by); "
+        "hover it. Exemplars need Prometheus's exemplar storage and an OpenMetrics scrape.",
+        [
+            target(
+                f"sum by (cause) (increase(dora_change_failures_total{{{SEL}}}[$__rate_interval]))",
+                "{{cause}}",
+                exemplar=True,
+            )
+        ],
+        (0, y + 9, 24, 8),
+        options=TIMESERIES_OPTIONS,
+    )
+    return [row("Change failures and rework", y), by_cause, rates, latest]
 
 
 def table_panel(y: int) -> list[dict[str, Any]]:
@@ -521,7 +588,12 @@ def variables() -> list[dict[str, Any]]:
 
 def dashboard() -> dict[str, Any]:
     panels = (
-        key_panels(0) + flow_panels(11) + trend_panels(17) + table_panel(34) + quality_panels(45)
+        key_panels(0)
+        + flow_panels(11)
+        + trend_panels(17)
+        + failure_panels(34)
+        + table_panel(51)
+        + quality_panels(62)
     )
     for number, item in enumerate(panels, start=1):
         item["id"] = number
@@ -569,7 +641,7 @@ def owned(selector: str) -> str:
     return f"({selector} {OWNED})"
 
 
-TEAM_FAILED = DEPLOYMENTS_30D + '{status=~"failure|error", ' + ENV + "}"
+TEAM_FAILED = CHANGE_FAILURES.format(w="30d") + "{" + ENV + "}"
 TEAM_FINISHED = DEPLOYMENTS_30D + "{" + ENV + "}"
 
 TEAM_KEYS = [
@@ -592,8 +664,8 @@ TEAM_KEYS = [
     ),
     (
         "Change failure rate",
-        "Failed deployments (failure or error) out of all that finished in the team's "
-        "repositories, over 30 days.",
+        "Change failures (failed, rolled back, followed by an incident, or remediated) out of "
+        "the deployments that finished in the team's repositories, over 30 days.",
         f"(sum{owned(TEAM_FAILED)} or vector(0))\n/\n(sum{owned(TEAM_FINISHED)} > 0)",
         "percentunit",
         1,

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from observer.domain import Commit, Deployment, at
-from observer.leadtime import commitlist
+from observer.leadtime import commitlist, failures
 from observer.leadtime.changes import Change, Job, LeadTime
 from observer.leadtime.history import Entry, History
 from observer.metrics.definitions import Metrics
@@ -55,21 +55,22 @@ def history_key(repository: str, environment: str) -> str:
 
 
 class Deployments:
-    """Writes terminal statuses into their environment's history; says what recovered."""
+    """Writes terminal statuses into their environment's history; successes wait to settle."""
 
     def __init__(self, metrics: Metrics, *, settle: float, wake: Callable[[], None]) -> None:
         self._metrics = metrics
         self._settle = settle
         self._wake = wake
 
-    async def record(self, unit: Unit, deployment: Deployment, *, ships: bool) -> list[float]:
-        """Recoveries this status completes; a success that ships waits for lead time.
+    async def record(self, unit: Unit, deployment: Deployment) -> bool:
+        """Whether this status is new to its environment's history; a success waits to settle.
 
         Written with the deployment's unit: its history, its commits and its environment's
         pending work land together with its identity, or not at all.
         """
         pair = history_key(deployment.repository, deployment.environment)
-        due = time.time() + self._settle if ships and deployment.status == "success" else None
+        # Every success settles: its lead time, and what it tells of change failures.
+        due = time.time() + self._settle if deployment.status == "success" else None
         entry = Entry(
             deployment.time.timestamp(),
             deployment.status,
@@ -81,21 +82,22 @@ class Deployments:
             shipped = commitlist.encode((c.sha, c.time.timestamp()) for c in deployment.commits)
             await unit.put_many("shipment", {entry.key: shipped})
 
-        def place(doc: Any) -> tuple[Any, tuple[list[float], list[Entry]]]:
+        def place(doc: Any) -> tuple[Any, tuple[bool, list[Entry]]]:
             history = History.from_json(doc)
             placed = history.insert(entry)
             if placed is None:
-                return doc, ([], [])
-            recoveries = history.recoveries(placed)  # marks them observed: before it is written
-            return history.to_json(), (recoveries, placed.dropped)
+                return doc, (False, [])
+            return history.to_json(), (True, placed.dropped)
 
-        recoveries, dropped = await unit.update("history", pair, place)
+        new, dropped = await unit.update("history", pair, place)
         if dropped:
             unit.effect(lambda: self._dropped(deployment, dropped))
         if due is not None:
+            if new:
+                await failures.deployed(unit, deployment.repository, entry.time)
             await unit.update("pending", pair, lambda known: (_schedule(known, due), None))
             unit.effect(self._wake)
-        return recoveries
+        return new
 
     def _dropped(self, deployment: Deployment, dropped: list[Entry]) -> None:
         self._metrics.enrichment_dropped.inc(len(dropped))
@@ -142,8 +144,11 @@ class Enrichment:
         ledger: Ledger,
         jobs: Mapping[str, DueWork] | None = None,
         sleep: Sleep = asyncio.sleep,
+        change_failures: failures.ChangeFailures | None = None,
     ) -> None:
         self._store = store
+        # Decided when a success settles, with its lead time.
+        self._failures = change_failures
         # Other kinds of due work, by the prefix of their pending key; a key without one of
         # these prefixes is an environment's lead-time work.
         self._jobs = dict(jobs or {})
@@ -414,6 +419,10 @@ class Enrichment:
         for _ in range(MAX_COMMIT_ATTEMPTS):
             unit = Unit(self._store)
             await self._lead_time.record(unit, job, changes)
+            if due is None and self._failures is not None:
+                # Once lead time knows what it shipped (or has given up).
+                pair = history_key(repository, environment)
+                await self._failures.settle(unit, job, changes, pair)
             await unit.update("history", history_key(repository, environment), mark)
             if await self._ledger.commit(unit) is Verdict.COMMITTED:
                 return

@@ -159,6 +159,9 @@ class GitHubSource:
                 # The previous commit is gone (history rewritten): the deployed change only.
                 logs.event("previous deployment not found", repository=job.repository, base=base)
             else:
+                if comparison.status == "behind":
+                    # Older code than the previous deployment's: a rollback (change failures).
+                    await self._knowledge.learn_contains(job.repository, base, sha)
                 if comparison.truncated:
                     self._metrics.enrichment_truncated.inc()
                 await self._knowledge.learn_commits(

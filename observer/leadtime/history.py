@@ -1,24 +1,24 @@
 """One repository and environment's terminal statuses in time order, as the store keeps them.
 
-The history decides two numbers. Recovery: a run of failures that a success ends, observed
-once, whenever and in whatever order its statuses arrive. Lead time: each success waits
-(``due``) until related events have had time to arrive, then is compared with the success
-before it in time, not in arrival.
+Each success waits (``due``) until related events have had time to arrive, then is compared
+with the success before it in time, not in arrival: for its lead time, and for what it tells of
+change failures and recovery (observer.leadtime.failures), decided once then and marked here.
 
 Every delivery to a production environment reads and writes its history, so the history is
 bounded and one insertion touches only what it must: rows stay in their stored JSON shape
 (an ``Entry`` is built only for the few rows a caller asks for), a row is placed by bisection,
-and only the run of failures around it is looked at for a recovery.
+and only the rows a caller asks for are built.
 """
 
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 # Statuses kept per environment; lead-time work still waiting is kept past this. A history at
-# its bounds takes about 110 KB of process memory (benchmarks/state_size.py).
+# its bounds takes about 170 KB of process memory (benchmarks/state_size.py).
 MAX_ENTRIES = 100
 # Successes waiting for lead-time work per environment: past it the oldest is dropped, so that
 # a burst of deployments into one environment cannot grow its history without bound.
@@ -54,6 +54,18 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
+class Settled:
+    """What a settled success decided: the success before it, the change failure cause found
+    for that one (None: none, or judged before), whether it ended a run of change failures,
+    and the recovery observed (None when that run's recovery was observed before)."""
+
+    previous: Entry | None
+    cause: str | None
+    restores: bool
+    recovery: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Placed:
     """Where an inserted entry landed, and how much waiting work made room for it."""
 
@@ -78,6 +90,11 @@ class History:
     # Successes whose recovery was observed, and failures such a recovery used up.
     recovered: list[str]
     consumed: list[str]
+    # Successes whose settling was decided (their recovery and rework), successes judged by
+    # the next success (change failure or not), and those judged a change failure.
+    settled: list[str] = field(default_factory=list)
+    judged: list[str] = field(default_factory=list)
+    failing: list[str] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, doc: Any) -> History:
@@ -87,6 +104,9 @@ class History:
             list(doc.get("entries", [])),
             list(doc.get("recovered", [])),
             list(doc.get("consumed", [])),
+            list(doc.get("settled", [])),
+            list(doc.get("judged", [])),
+            list(doc.get("failing", [])),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -94,6 +114,9 @@ class History:
             "entries": self.rows,
             "recovered": self.recovered[-MAX_MARKS:],
             "consumed": self.consumed[-MAX_MARKS:],
+            "settled": self.settled[-MAX_MARKS:],
+            "judged": self.judged[-MAX_MARKS:],
+            "failing": self.failing[-MAX_MARKS:],
         }
 
     @property
@@ -133,45 +156,41 @@ class History:
             self.rows[i] = _rescheduled(self.rows[i], None, self.rows[i][_DUE + 1])
         return dropped
 
-    def recoveries(self, placed: Placed) -> list[float]:
-        """Recoveries the placed entry completes, each marked observed as it is returned.
+    def find(self, key: str) -> int | None:
+        return next((i for i, row in enumerate(self.rows) if row[_KEY] == key), None)
 
-        A recovery is a run of failures ended by a success. It is observed once: a late
-        success inside a run already observed, or a late failure before one, changes nothing.
-        Only the successes whose run the new row changed can have one: the row itself, and
-        the first success after it.
+    def settle(self, key: str, judge: Callable[[Entry], str | None]) -> Settled | None:
+        """Decide what the success ``key`` tells, once: None when decided already or gone.
+
+        ``judge`` gives the cause that makes the success before it a change failure, or None;
+        it is asked once per success. The run of change failures this success ends is that
+        success, when judged one, and the failed statuses after it: a success that ended a
+        run and is later found a change failure itself starts a new one.
         """
-        index = placed.index
-        if index is None:
-            return []
-        ends = [index] if self.rows[index][_STATUS] == "success" else []
-        after = next(
-            (i for i in range(index + 1, len(self.rows)) if self.rows[i][_STATUS] == "success"),
-            None,
-        )
-        if after is not None:
-            ends.append(after)
-        found: list[float] = []
-        for end in ends:
-            recovery = self._recovery(end)
-            if recovery is not None:
-                found.append(recovery)
-        return found
-
-    def _recovery(self, end: int) -> float | None:
+        end = self.find(key)
+        if end is None or key in self.settled:
+            return None
+        self.settled.append(key)
         start = end
         while start > 0 and self.rows[start - 1][_STATUS] != "success":
             start -= 1
-        run = self.rows[start:end]
-        success = self.rows[end]
-        if not run or success[_KEY] in self.recovered:
-            return None
+        previous = Entry.from_json(self.rows[start - 1]) if start > 0 else None
+        cause = None
+        if previous is not None and previous.key not in self.judged:
+            self.judged.append(previous.key)
+            cause = judge(previous)
+            if cause is not None:
+                self.failing.append(previous.key)
+        run = [Entry.from_json(row) for row in self.rows[start:end]]
+        if previous is not None and previous.key in self.failing:
+            run.insert(0, previous)
+        recovery = None
         consumed = set(self.consumed)
-        if any(failure[_KEY] in consumed for failure in run):
-            return None
-        self.recovered.append(success[_KEY])
-        self.consumed.extend(failure[_KEY] for failure in run)
-        return _time(success) - _time(run[0])
+        if run and key not in self.recovered and not any(e.key in consumed for e in run):
+            self.recovered.append(key)
+            self.consumed.extend(e.key for e in run)
+            recovery = _time(self.rows[end]) - run[0].time
+        return Settled(previous, cause, bool(run), recovery)
 
     def previous_success(self, entry: Entry) -> Entry | None:
         """The last success before ``entry`` in time."""

@@ -166,6 +166,16 @@ class Knowledge:
                 result[sha] = pull
         return result
 
+    async def learn_contains(self, repository: str, head: str, base: str) -> None:
+        """``head`` contains ``base`` (GitHub's compare said the later deployment is behind)."""
+        await self._store.put_many("failure", {_key(repository, f"{head}>{base}"): True})
+
+    async def contains(self, repository: str, head: str, base: str) -> bool:
+        """Whether ``head`` contains ``base``: as a compare told, or along the pushes seen."""
+        if await self._store.get_many("failure", [_key(repository, f"{head}>{base}")]):
+            return True
+        return await self.push_chain(repository, head, base) is not None
+
     async def push_chain(self, repository: str, head: str, base: str) -> PushChain | None:
         """The commits of the pushes leading from ``base`` to ``head``, if every one was seen."""
         chain = PushChain([])

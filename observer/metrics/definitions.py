@@ -87,8 +87,23 @@ class Metrics:
         )
         self.deployment_recovery = self._duration(
             "dora_deployment_recovery_seconds",
-            "Successful deployments after failed ones: time since the first failure.",
+            "Successful deployments that ended a run of change failures: time since the run's "
+            "first failure began.",
             ["repository", "environment"],
+        )
+        self.change_failures = Counter(
+            "dora_change_failures_total",
+            "Deployments to production that failed, counted once with the first cause found: "
+            "failed, rolled_back, incident, remediated.",
+            ["repository", "environment", "cause"],
+            registry=registry,
+        )
+        self.rework_deployments = Counter(
+            "dora_rework_deployments_total",
+            "Successful deployments to production that were unplanned: shipping a revert or a "
+            "hotfix, restoring service after a change failure, or during an open incident.",
+            ["repository", "environment"],
+            registry=registry,
         )
         self.incidents_opened = Counter(
             "dora_incidents_opened_total",

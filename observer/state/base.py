@@ -83,7 +83,7 @@ def kinds(*, seen: int, cache: int) -> dict[str, Kind]:
         # Changes already observed, per repository and environment.
         Kind("observed", seen, 180 * DAY),
         # Per production repository and environment: terminal statuses in time order, lead-time
-        # work. Up to ~110 KB each, so fewer than of the kinds below.
+        # work. Up to ~170 KB each, so fewer than of the kinds below.
         Kind("history", max(cache // 50, 100), 180 * DAY),
         # Per history with lead-time work waiting, or per pull request with a first review to
         # decide ("review:<id>"): when it is due, and a version.
@@ -101,6 +101,13 @@ def kinds(*, seen: int, cache: int) -> dict[str, Kind]:
         # The commits a pipeline listed (up to 1,000, ~54 KB), until its deployment is enriched.
         Kind("shipment", max(cache // 100, 100), 30 * DAY),
         Kind("incident", cache, 365 * DAY),
+        # For change failures: per merged pull request, whether it is a revert or a hotfix; per
+        # environment and pull request, the deployment that first shipped it; which deployed
+        # commit contains which, as GitHub's compare said.
+        Kind("failure", cache, 180 * DAY),
+        # Per repository: its incidents' periods and its production successes' times, up to
+        # 100 each (~10 KB).
+        Kind("timeline", max(cache // 50, 100), 180 * DAY),
         # When pull requests became ready for review, for the time to first review.
         Kind("ready", cache, 90 * DAY),
         # Per pull request: its earliest review by someone else so far, and whether that was

@@ -52,7 +52,7 @@ class Activity:
             return
         if pull_request.size is not None:
             self._metrics.pull_request_size.labels(repository).observe(pull_request.size)
-        kind = self._rework(pull_request)
+        kind = self.rework_kind(pull_request)
         if kind is not None:
             self._metrics.rework.labels(repository, kind).inc()
 
@@ -113,7 +113,8 @@ class Activity:
             teams=teams.memberships(review.author, review.submitted_at),
         )
 
-    def _rework(self, pull_request: PullRequest) -> str | None:
+    def rework_kind(self, pull_request: PullRequest) -> str | None:
+        """'revert', 'hotfix' or None: the same for dora_rework_total and change failures."""
         # One kind per pull request, so that the kinds add up to a rework count: a revert
         # that also carries the hotfix label is a revert.
         if REVERT_TITLE.match(pull_request.title) or (
