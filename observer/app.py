@@ -28,10 +28,10 @@ from observer.ops import logs
 from observer.ops.shutdown import Shutdown
 from observer.recorder import Recorder
 from observer.settings import Settings
+from observer.sources.adapter import Adapter
 from observer.sources.github.auth import AppInstallationToken, AppJwt, TokenSource, token_source
 from observer.sources.github.client import GitHubClient, create_http_client
 from observer.sources.github.redeliver import Hook, Redelivery, hook_path
-from observer.sources.adapter import Adapter
 from observer.sources.table import ADAPTERS
 from observer.state import Store, StoreUnavailable, open_store
 from observer.state.doubt import Ledger

@@ -225,15 +225,22 @@ class Recorder:
 
         async def build(unit: Unit) -> Result:
             opens = await unit.add("event", f"{incident.key}:opened")
-            recovery: float | None = None
-            if incident.resolved_at is not None and await unit.add(
+            resolves = incident.resolved_at is not None and await unit.add(
                 "event", f"{incident.key}:resolved"
-            ):
-                opened_at = self.clock(incident.opened_at, unit)
+            )
+            if not opens and not resolves:
+                return Result(Outcome.DUPLICATE, "incident already counted", repository)
+            opened_at = self.clock(incident.opened_at, unit)
+            if opens:
+                # The repository's incidents, for the change failures they make.
+                await failures.incident(unit, incident.repository, opened_at.timestamp(), None)
+            recovery: float | None = None
+            if resolves and incident.resolved_at is not None:
                 resolved_at = self.clock(incident.resolved_at, unit)
                 recovery = max((resolved_at - opened_at).total_seconds(), 0.0)
-            if not opens and recovery is None:
-                return Result(Outcome.DUPLICATE, "incident already counted", repository)
+                await failures.incident(
+                    unit, incident.repository, opened_at.timestamp(), resolved_at.timestamp()
+                )
 
             def count() -> None:
                 if opens:
