@@ -27,6 +27,7 @@ FILE_SECRETS = (
     "github_app_private_key",
     "api_token",
     "state_url",
+    "gitlab_token",
 )
 
 STATE_SCHEMES = ("file", "gs", "s3", "az", "redis", "rediss")
@@ -53,6 +54,10 @@ class Settings(BaseSettings):
     github_app_id: int | None = Field(default=None, ge=1)
     github_app_installation_id: int | None = Field(default=None, ge=1)
     github_app_private_key: SecretStr | None = None
+    # GitLab (gitlab.com or self-managed, with any path prefix) and a read_api token: lead time
+    # of GitLab projects from its API. Retries, rate-limit waits and timeouts as for GitHub.
+    gitlab_url: AnyHttpUrl = AnyHttpUrl("https://gitlab.com")
+    gitlab_token: SecretStr | None = None
 
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -105,6 +110,7 @@ class Settings(BaseSettings):
     github_app_private_key_file: Path | None = None
     api_token_file: Path | None = None
     state_url_file: Path | None = None
+    gitlab_token_file: Path | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -139,6 +145,7 @@ class Settings(BaseSettings):
         "webhook_secret_previous",
         "github_app_private_key",
         "state_url",
+        "gitlab_token",
     )
     @classmethod
     def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:

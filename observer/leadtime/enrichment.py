@@ -28,7 +28,7 @@ from observer.leadtime.history import Entry, History
 from observer.metrics.definitions import Metrics
 from observer.metrics.labels import LabelPolicy
 from observer.ops import logs
-from observer.sources.github.client import GitHubError
+from observer.sources.api import ApiError
 from observer.state import Store, StoreUnavailable, Unit, Verdict
 from observer.state.doubt import Ledger
 from observer.state.lease import LockLost, Sleep, hold
@@ -76,6 +76,7 @@ class Deployments:
             deployment.key or f"unkeyed:{time.time_ns()}",
             deployment.sha,
             due,
+            forge=deployment.forge,
         )
         if deployment.commits and due is not None:
             shipped = commitlist.encode((c.sha, c.time.timestamp()) for c in deployment.commits)
@@ -383,9 +384,9 @@ class Enrichment:
             changes = await self._lead_time.changes(job)
         except StoreUnavailable:
             raise
-        except Exception as error:  # a GitHubError, or a bug: retried, never in a tight loop
+        except Exception as error:  # an ApiError, or a bug: retried, never in a tight loop
             attempts += 1
-            reason = error.reason if isinstance(error, GitHubError) else "error"
+            reason = error.reason if isinstance(error, ApiError) else "error"
             if reason == "error":
                 logs.LOGGER.exception("enrichment error")
             self._metrics.enrichment_failures.labels(reason=reason).inc()

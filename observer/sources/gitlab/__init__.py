@@ -1,0 +1,1 @@
+"""GitLab: its webhooks, and its API for lead time."""
