@@ -65,6 +65,8 @@ class FakeGitLab:
     # The next this many requests answer 429 with this Retry-After.
     limited: int = 0
     retry_after: str = "0"
+    # Headers added to every answer (a spent rate limit, say).
+    extra_headers: dict[str, str] = field(default_factory=dict)
     port: int = 0
 
     @property
@@ -75,6 +77,12 @@ class FakeGitLab:
         return self.projects.setdefault(path, Project())
 
     async def handle(self, request: Request) -> Response:
+        response = await self._answer(request)
+        for name, value in self.extra_headers.items():
+            response.headers[name] = value
+        return response
+
+    async def _answer(self, request: Request) -> Response:
         raw = request.scope["raw_path"].decode()
         query = request.scope["query_string"].decode()
         self.requests.append((request.method, raw + (f"?{query}" if query else "")))

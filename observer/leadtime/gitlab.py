@@ -29,9 +29,11 @@ from observer.sources.gitlab.client import GitLabClient
 from observer.sources.gitlab.models import MergeRequest, RestCommit
 
 # Commit dates come from developers' clocks: a merge request is looked for this long before the
-# earliest commit time of what shipped, and a little after the deployment.
+# earliest commit time of what shipped, and a little after the deployment; and older pages are
+# read only for commits made before a page's oldest merge, give or take the clocks' skew.
 EARLY_SLACK = timedelta(days=1)
 LATE_SLACK = timedelta(hours=1)
+CLOCK_SKEW = timedelta(hours=1)
 # Pages of merge requests read for one deployment, and REST lookups beyond them.
 MAX_PAGES = 5
 MAX_REST_LOOKUPS = 20
@@ -142,7 +144,7 @@ class GitLabForge:
             untied = [sha for sha in committed if sha not in learnt.commits]
             if page.cursor is None or oldest is None:
                 break
-            waiting = [sha for sha in untied if committed[sha] <= oldest + EARLY_SLACK]
+            waiting = [sha for sha in untied if committed[sha] <= oldest + CLOCK_SKEW]
             if not waiting:
                 break
             if page_number == MAX_PAGES:
