@@ -5,7 +5,6 @@ real HTTP; GitLab deployments are recorded through the recorder as GitLab's webh
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
