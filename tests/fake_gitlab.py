@@ -65,6 +65,8 @@ class FakeGitLab:
     # The next this many requests answer 429 with this Retry-After.
     limited: int = 0
     retry_after: str = "0"
+    # The next this many requests answer 500.
+    failures: int = 0
     # Headers added to every answer (a spent rate limit, say).
     extra_headers: dict[str, str] = field(default_factory=dict)
     port: int = 0
@@ -88,6 +90,9 @@ class FakeGitLab:
         self.requests.append((request.method, raw + (f"?{query}" if query else "")))
         if request.headers.get("private-token") != TOKEN:
             return JSONResponse({"message": "401 Unauthorized"}, status_code=401)
+        if self.failures:
+            self.failures -= 1
+            return JSONResponse({"message": "500 Internal Server Error"}, status_code=500)
         if self.limited:
             self.limited -= 1
             return JSONResponse(

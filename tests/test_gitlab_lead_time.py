@@ -207,3 +207,60 @@ def test_waiting_gitlab_work_keeps_its_forge_in_redis_for_another_replica(
         assert lead_times(metrics, PROJECT) == (4, 38 * HOUR)
         assert github.requests == []
         assert lead_times(first.metrics(), PROJECT) == (0, 0)
+
+
+def test_the_first_deployment_of_a_squash_commit_is_timed_from_the_commits_it_squashed(
+    gitlab: FakeGitLab, start: Callable[..., Service]
+) -> None:
+    history(gitlab)
+    service = start(gitlab_url=gitlab.url, gitlab_token=TOKEN)
+    record(service, deployed(PROJECT, "S", 30, GITLAB, "gitlab:1"))
+    metrics = service.settled()
+    encoded = f"{PREFIX}/api/v4/projects/mygroup%2Fapp"
+    assert gitlab_calls(gitlab) == [
+        f"GET {encoded}/deployments",
+        f"GET {encoded}/repository/commits/{sha('S')}",
+        f"GET {encoded}/repository/commits/{sha('S')}/merge_requests",
+        f"GET {encoded}/merge_requests/2/commits",
+    ]
+    # 30 h minus g1's 18 h, not minus the squash commit's own 25 h.
+    assert lead_times(metrics, PROJECT) == (1, 12 * HOUR)
+    assert lead_times(metrics, PROJECT, "dora_merge_to_deploy_seconds") == (1, 5 * HOUR)
+
+
+def test_merge_request_pages_are_read_only_while_they_can_tie_a_shipped_commit(
+    gitlab: FakeGitLab, start: Callable[..., Service]
+) -> None:
+    history(gitlab)
+    project = gitlab.project(PROJECT)
+    # !3 squashed h1 (32 h) and h2 (33 h) at 35 h, fast-forward: no merge commit.
+    project.commits[sha("S3")] = (at(35), at(35), [sha("d3")])
+    project.merge_requests.append(
+        MergeRequest(3, at(35), [(sha("h1"), at(32)), (sha("h2"), at(33))], None, sha("S3"))
+    )
+    # 60 merge requests into other branches, merged between 36 h and 39 h.
+    project.merge_requests += [
+        MergeRequest(100 + n, at(36 + n / 20), [(sha(f"u{n}"), at(36))], target_branch="dev")
+        for n in range(60)
+    ]
+    project.commits[sha("x9")] = (at(50), at(50), [sha("S3")])
+    service = start(gitlab_url=gitlab.url, gitlab_token=TOKEN)
+    record(service, deployed(PROJECT, "d3", 30, GITLAB, "gitlab:1"))
+    service.settled()
+    gitlab.requests.clear()
+
+    record(service, deployed(PROJECT, "S3", 40, GITLAB, "gitlab:2"))
+    metrics = service.settled()
+    # The first page, the 50 latest merges (36.5 h to 39 h), ties nothing; S3, made at 35 h,
+    # may still be tied by an older one: the second page ties it to !3.
+    assert [method for method, _ in gitlab.requests] == ["GET", "POST", "POST"]
+    # d3's own 8 h, then !3: 40 h minus h1's 32 h.
+    assert lead_times(metrics, PROJECT) == (2, (8 + 8) * HOUR)
+    gitlab.requests.clear()
+
+    record(service, deployed(PROJECT, "x9", 51, GITLAB, "gitlab:3"))
+    metrics = service.settled()
+    # x9 was made at 50 h, after every merge on the first page: no merge request older than
+    # them can have brought it, and no second page is read.
+    assert [method for method, _ in gitlab.requests] == ["GET", "POST"]
+    assert lead_times(metrics, PROJECT) == (3, (8 + 8 + 1) * HOUR)

@@ -26,7 +26,7 @@ from observer.ops import logs
 from observer.sources.api import CallCount, NotFound
 from observer.sources.github.models import ApiCommit
 from observer.sources.gitlab.client import GitLabClient
-from observer.sources.gitlab.models import MergeRequest, RestCommit
+from observer.sources.gitlab.models import MergeRequest, RestCommit, RestMergeRequest
 
 # Commit dates come from developers' clocks: a merge request is looked for this long before the
 # earliest commit time of what shipped, and a little after the deployment; and older pages are
@@ -177,11 +177,7 @@ class GitLabForge:
         for sha in ask_shas[:budget]:
             found = await self._client.commit_merge_requests(repository, sha)
             merged = [
-                KnownPull(
-                    mr.iid,
-                    mr.merged_at.timestamp() if mr.merged_at else None,
-                    (mr.merge_commit_sha or mr.squash_commit_sha or "").lower() or None,
-                )
+                KnownPull(mr.iid, _seconds(mr.merged_at), _made(mr, sha))
                 for mr in found
                 if mr.state == "merged"
             ]
@@ -198,6 +194,15 @@ class GitLabForge:
 
 def _seconds(moment: datetime | None) -> float | None:
     return moment.timestamp() if moment is not None else None
+
+
+def _made(merge_request: RestMergeRequest, sha: str) -> str | None:
+    """The commit merging made, as lead time groups it: the squash commit when ``sha`` is one
+    (its start is then its merge request's first commit), else the merge commit."""
+    squash = (merge_request.squash_commit_sha or "").lower() or None
+    if squash == sha:
+        return squash
+    return (merge_request.merge_commit_sha or "").lower() or squash
 
 
 def _learn(learnt: _Learnt, merge_request: MergeRequest) -> None:
