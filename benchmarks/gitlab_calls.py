@@ -131,7 +131,7 @@ def main() -> None:
     print(f"merge requests per deployment: {args.merge_requests}, noise: {args.noise}")
     print(f"first deployment (Deployments API asked): {calls[0]} calls")
     print(
-        f"next {len(rest)} deployments (previous known): median {statistics.median(rest)}, "
+        f"next {len(rest)} deployments (previous known): median {statistics.median(rest):g}, "
         f"max {max(rest)} calls; lead time sum exact ({total:.0f} s)"
     )
 
