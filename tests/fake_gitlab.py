@@ -65,6 +65,8 @@ class FakeGitLab:
     # The next this many requests answer 429 with this Retry-After.
     limited: int = 0
     retry_after: str = "0"
+    # Projects GraphQL does not show (a token that may read the repository, not its MRs).
+    hidden_from_graphql: set[str] = field(default_factory=set)
     # The next this many requests answer 500.
     failures: int = 0
     # Headers added to every answer (a spent rate limit, say).
@@ -173,7 +175,8 @@ class FakeGitLab:
     def _graphql(self, body: dict[str, Any]) -> dict[str, Any]:
         self.graphql_queries.append(body)
         variables = body.get("variables") or {}
-        project = self.projects.get(variables.get("path", ""))
+        path = variables.get("path", "")
+        project = None if path in self.hidden_from_graphql else self.projects.get(path)
         if project is None:
             return {"data": {"project": None}}
         after = datetime.fromisoformat(variables["after"])

@@ -264,3 +264,17 @@ def test_merge_request_pages_are_read_only_while_they_can_tie_a_shipped_commit(
     # them can have brought it, and no second page is read.
     assert [method for method, _ in gitlab.requests] == ["GET", "POST"]
     assert lead_times(metrics, PROJECT) == (3, (8 + 8 + 1) * HOUR)
+
+
+def test_merge_requests_graphql_does_not_show_leave_each_commit_a_change_of_its_own(
+    gitlab: FakeGitLab, start: Callable[..., Service]
+) -> None:
+    history(gitlab)
+    gitlab.hidden_from_graphql.add(PROJECT)
+    service = start(gitlab_url=gitlab.url, gitlab_token=TOKEN)
+    record(service, deployed(PROJECT, "c2", 12, GITLAB, "gitlab:1"))
+    record(service, deployed(PROJECT, "d3", 30, GITLAB, "gitlab:2"))
+    metrics = service.settled()
+    # c2's 2 h; then f1, f2, M, S, N and d3 each from its own author time.
+    assert lead_times(metrics, PROJECT) == (7, (2 + 16 + 14 + 10 + 5 + 5 + 8) * HOUR)
+    assert metrics.get("observer_enrichment_failures_total", reason="not_found") == 0

@@ -20,8 +20,8 @@ from observer.domain import GITHUB, GITLAB, Commit, at
 from observer.leadtime.knowledge import Knowledge, KnownPull
 from observer.metrics.definitions import Metrics
 from observer.ops import logs
+from observer.sources.api import CallCount
 from observer.sources.github.client import (
-    CallCount,
     GitHubClient,
     GraphPull,
     NotFound,

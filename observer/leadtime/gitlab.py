@@ -133,10 +133,14 @@ class GitLabForge:
             try:
                 page = await self._client.merged_between(job.repository, after, before, cursor)
             except NotFound as error:
+                # The token may read the repository but not its merge requests: every commit
+                # then counts as its own change, rather than failing the deployment.
                 logs.warning(
-                    "no merge requests visible", repository=job.repository, detail=str(error)
+                    "merge requests not visible to GITLAB_TOKEN",
+                    repository=job.repository,
+                    detail=str(error),
                 )
-                return _Learnt()
+                break
             oldest: datetime | None = None
             for merge_request in page.merge_requests:
                 _learn(learnt, merge_request)
