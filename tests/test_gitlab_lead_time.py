@@ -278,3 +278,27 @@ def test_merge_requests_graphql_does_not_show_leave_each_commit_a_change_of_its_
     # c2's 2 h; then f1, f2, M, S, N and d3 each from its own author time.
     assert lead_times(metrics, PROJECT) == (7, (2 + 16 + 14 + 10 + 5 + 5 + 8) * HOUR)
     assert metrics.get("observer_enrichment_failures_total", reason="not_found") == 0
+
+
+def test_waiting_gitlab_work_keeps_its_forge_across_a_restart_on_redis(
+    gitlab: FakeGitLab, github: FakeGitHub, start: Callable[..., Service]
+) -> None:
+    history(gitlab)
+    with running_redis() as redis:
+        # Recorded, and stopped before the work is due (an hour's settle): it stays in Redis.
+        first = start(state_url=redis.url, settle_seconds=3600)
+        record(first, deployed(PROJECT, "c2", 12, GITLAB, "gitlab:1"))
+        record(first, deployed(PROJECT, "d3", 30, GITLAB, "gitlab:2"))
+        first.client.__exit__(None, None, None)
+        # Started again, now with both tokens: the waiting work asks GitLab, never GitHub.
+        again = start(
+            state_url=redis.url,
+            gitlab_url=gitlab.url,
+            gitlab_token=TOKEN,
+            github_token="t",
+            github_api_url=github.url,
+        )
+        enrichment = again.client.app.state.enrichment  # type: ignore[attr-defined]
+        again.client.portal.call(enrichment.finish_waiting)
+        assert lead_times(again.settled(), PROJECT) == (4, 38 * HOUR)
+        assert github.requests == []

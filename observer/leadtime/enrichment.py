@@ -165,6 +165,7 @@ class Enrichment:
         self._stale = False
         # At shutdown with process memory: waiting work is done now rather than lost.
         self._finishing = False
+        self._stopped = False
         metrics.enrichment_queue_depth.set_function(lambda: self._waiting)
 
     def wake(self) -> None:
@@ -207,6 +208,11 @@ class Enrichment:
                     await self._scan(ignore_due=True)
                     await self._queue.join()
         left = self._queue.qsize() + self._running
+        # The scan loop also ends by this flag: a Redis client may turn the cancellation of a
+        # call in flight into a timeout, reported as the store unavailable, and the loop would
+        # take it for an outage and run on, with the lifespan waiting for it.
+        self._stopped = True
+        self._wakeup.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -221,7 +227,7 @@ class Enrichment:
     async def _scan_loop(self) -> None:
         # A store down at start was said once, by the start; a scan says when it goes down.
         reachable = False
-        while True:
+        while not self._stopped:
             try:
                 # Once finishing (process memory, stopping), work that arrives is done at once.
                 delay = await self._scan(ignore_due=self._finishing)
