@@ -4,6 +4,7 @@ real HTTP; GitLab deployments are recorded through the recorder as GitLab's webh
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -302,3 +303,18 @@ def test_waiting_gitlab_work_keeps_its_forge_across_a_restart_on_redis(
         again.client.portal.call(enrichment.finish_waiting)
         assert lead_times(again.settled(), PROJECT) == (4, 38 * HOUR)
         assert github.requests == []
+
+
+def test_a_project_gitlab_does_not_show_gets_lead_times_from_the_pushes_seen_said_once(
+    gitlab: FakeGitLab, start: Callable[..., Service], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="observer")
+    service = start(gitlab_url=gitlab.url, gitlab_token=TOKEN)  # the fake has no such project
+    pushes(service)
+    record(service, deployed(PROJECT, "c2", 12, GITLAB, "gitlab:1"))
+    record(service, deployed(PROJECT, "e4", 30, GITLAB, "gitlab:2"))
+    metrics = service.settled()
+    assert lead_times(metrics, PROJECT) == (3, (2 + 8 + 7) * HOUR)
+    assert metrics.get("observer_enrichment_failures_total", reason="not_found") == 0
+    said = [r for r in caplog.records if "GitLab shows GITLAB_TOKEN no such project" in r.message]
+    assert len(said) == 1

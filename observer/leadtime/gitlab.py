@@ -12,6 +12,7 @@ of) is asked through REST, a bounded number of times.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -40,6 +41,8 @@ MAX_REST_LOOKUPS = 20
 # Projects whose merge requests are remembered between a deployment's two steps.
 MAX_PROJECTS = 256
 MAX_COMMITS_KEPT = 5000
+# A project GitLab did not show is asked about again after this long.
+NOT_VISIBLE_SECONDS = 3600.0
 
 
 @dataclass(slots=True)
@@ -61,6 +64,9 @@ class GitLabForge:
         self._metrics = metrics
         self._pushes = PushesSeen(knowledge, metrics)
         self._learnt: OrderedDict[str, _Learnt] = OrderedDict()
+        # Projects GitLab did not show, with when to ask again: their deployments get lead
+        # times from the pushes seen meanwhile, without a request.
+        self._missing: OrderedDict[str, float] = OrderedDict()
 
     def counting(self) -> contextlib.AbstractContextManager[CallCount | None]:
         return self._client.counting()
@@ -69,18 +75,15 @@ class GitLabForge:
         sha = job.entry.sha
         if sha is None:
             return []
+        if not self._visible(job.repository):
+            return await self._pushes.shipped(job)
         if job.previous is not None and job.previous.sha is not None:
             base: str | None = job.previous.sha
         else:
             try:
                 base = await self._previous_from_api(job, sha)
             except NotFound as error:
-                logs.warning(
-                    "project not on GitLab, or not visible to GITLAB_TOKEN: lead time from the "
-                    "pushes seen",
-                    repository=job.repository,
-                    detail=str(error),
-                )
+                self._not_visible(job.repository, error)
                 return await self._pushes.shipped(job)
         if base == sha:
             return []
@@ -101,7 +104,29 @@ class GitLabForge:
                     return []
                 learnt = await self._merged_in_window(job, compared.commits)
                 return _restamped(commits, learnt)
-        return [await self._commit(job.repository, sha)]
+        try:
+            return [await self._commit(job.repository, sha)]
+        except NotFound as error:
+            self._not_visible(job.repository, error)
+            return await self._pushes.shipped(job)
+
+    def _not_visible(self, project: str, error: NotFound) -> None:
+        # Said once per project (within a bound), not at each of its deployments.
+        if project not in self._missing:
+            logs.warning(
+                "GitLab shows GITLAB_TOKEN no such project, or not the deployed commit: lead time "
+                "from the pushes seen",
+                repository=project,
+                detail=str(error),
+            )
+        self._missing[project] = time.monotonic() + NOT_VISIBLE_SECONDS
+        self._missing.move_to_end(project)
+        while len(self._missing) > MAX_PROJECTS:
+            self._missing.popitem(last=False)
+
+    def _visible(self, project: str) -> bool:
+        until = self._missing.get(project)
+        return until is None or until <= time.monotonic()
 
     async def _previous_from_api(self, job: Job, sha: str) -> str | None:
         for deployment in await self._client.deployments(job.repository, job.environment):
@@ -170,6 +195,17 @@ class GitLabForge:
             self._learnt.popitem(last=False)
 
     async def pulls(
+        self, repository: str, shas: Sequence[str], numbers: Sequence[int]
+    ) -> PullsFound:
+        if not self._visible(repository):
+            return PullsFound()
+        try:
+            return await self._pulls(repository, shas, numbers)
+        except NotFound as error:
+            self._not_visible(repository, error)
+            return PullsFound()
+
+    async def _pulls(
         self, repository: str, shas: Sequence[str], numbers: Sequence[int]
     ) -> PullsFound:
         learnt = self._learnt.get(repository) or _Learnt()
