@@ -19,7 +19,8 @@ from starlette.middleware import Middleware
 from observer.leadtime.changes import LeadTime
 from observer.leadtime.enrichment import Deployments, Enrichment
 from observer.leadtime.failures import ChangeFailures
-from observer.leadtime.forges import GitHubSource, Source, WebhookSource
+from observer.leadtime.forges import Forge, Forges, GitHubForge, PushesSeen
+from observer.leadtime.gitlab import GitLabForge
 from observer.leadtime.knowledge import Knowledge
 from observer.metrics.definitions import Metrics
 from observer.metrics.labels import LabelPolicy
@@ -32,6 +33,7 @@ from observer.sources.adapter import Adapter
 from observer.sources.github.auth import AppInstallationToken, AppJwt, TokenSource, token_source
 from observer.sources.github.client import GitHubClient, create_http_client
 from observer.sources.github.redeliver import Hook, Redelivery, hook_path
+from observer.sources.gitlab import client as gitlab
 from observer.sources.table import ADAPTERS
 from observer.state import Store, StoreUnavailable, open_store
 from observer.state.doubt import Ledger
@@ -48,6 +50,7 @@ def create_app(
     registry: CollectorRegistry | None = None,
     *,
     github_transport: httpx.AsyncBaseTransport | None = None,
+    gitlab_transport: httpx.AsyncBaseTransport | None = None,
     shutdown: Shutdown | None = None,
     scrapes: Scrapes | None = None,
     sources: Sequence[Callable[[Settings], Adapter]] = ADAPTERS,
@@ -81,8 +84,15 @@ def create_app(
             stack.push_async_callback(store.close)
             knowledge = Knowledge(store)
             github = await _github(settings, metrics, stack, github_transport)
-            source = _source(settings, metrics, knowledge, github)
-            lead_time = LeadTime(knowledge, source, store, metrics)
+            pushes = PushesSeen(knowledge, metrics)
+            forges = Forges(
+                github=_github_forge(settings, metrics, knowledge, github, pushes),
+                gitlab=await _gitlab_forge(
+                    settings, metrics, knowledge, stack, gitlab_transport, pushes
+                ),
+                pushes=pushes,
+            )
+            lead_time = LeadTime(knowledge, forges, store, metrics)
             ledger = Ledger(store, dropped=metrics.state_in_doubt_dropped.inc)
             metrics.state_in_doubt.set_function(lambda: ledger.in_doubt)
             enrichment = Enrichment(
@@ -179,17 +189,43 @@ def _client(
     )
 
 
-def _source(
-    settings: Settings, metrics: Metrics, knowledge: Knowledge, github: _GitHub | None
-) -> Source:
+def _github_forge(
+    settings: Settings,
+    metrics: Metrics,
+    knowledge: Knowledge,
+    github: _GitHub | None,
+    pushes: PushesSeen,
+) -> Forge:
     if github is None:
         logs.event(
             "lead time from the GitHub API is off: GITHUB_TOKEN is not set; deployments get "
             "lead times from the commits they list or from the pushes seen"
         )
-        return WebhookSource(knowledge, metrics)
+        return pushes
     logs.event("lead-time enrichment is on", github_api_url=str(settings.github_api_url))
-    return GitHubSource(github.client, knowledge, metrics, max_pages=settings.compare_max_pages)
+    return GitHubForge(github.client, knowledge, metrics, max_pages=settings.compare_max_pages)
+
+
+async def _gitlab_forge(
+    settings: Settings,
+    metrics: Metrics,
+    knowledge: Knowledge,
+    stack: contextlib.AsyncExitStack,
+    transport: httpx.AsyncBaseTransport | None,
+    pushes: PushesSeen,
+) -> Forge:
+    """GitLab's API for GitLab's deployments when GITLAB_TOKEN is set, else the pushes seen."""
+    if settings.gitlab_token is None:
+        return pushes
+    http = await stack.enter_async_context(gitlab.create_http_client(settings, transport))
+    client = gitlab.GitLabClient(
+        http,
+        metrics,
+        max_retries=settings.github_max_retries,
+        max_rate_limit_wait=settings.github_max_rate_limit_wait,
+    )
+    logs.event("lead time from the GitLab API is on", gitlab_url=str(settings.gitlab_url))
+    return GitLabForge(client, knowledge, metrics)
 
 
 def _redelivery(

@@ -6,6 +6,10 @@ import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+# The forges whose APIs can tell what a deployment shipped (Deployment.forge).
+GITHUB = "github"
+GITLAB = "gitlab"
+
 
 def at(seconds: float) -> datetime:
     """A Unix time as an aware datetime, as the store keeps times in seconds."""
@@ -44,7 +48,7 @@ class Deployment:
     sha: str | None = None
     # The commits shipped, when the sender knows them (pipelines without a GitHub token).
     commits: tuple[Commit, ...] = ()
-    # Which forge's API may enrich it ("github", "gitlab"); None for pipelines.
+    # Which forge's API may enrich it ("github", "gitlab"); None for pipelines (/api/event).
     forge: str | None = None
 
 

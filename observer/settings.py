@@ -32,6 +32,7 @@ FILE_SECRETS = (
     "pagerduty_webhook_secret",
     "gitlab_webhook_secret",
     "gitlab_signing_token",
+    "gitlab_token",
 )
 
 # Standard Webhooks' prefix of a secret given as the base64 of its key.
@@ -66,6 +67,10 @@ class Settings(BaseSettings):
     github_app_id: int | None = Field(default=None, ge=1)
     github_app_installation_id: int | None = Field(default=None, ge=1)
     github_app_private_key: SecretStr | None = None
+    # GitLab (gitlab.com or self-managed, with any path prefix) and a read_api token: lead time
+    # of GitLab projects from its API. Retries, rate-limit waits and timeouts as for GitHub.
+    gitlab_url: AnyHttpUrl = AnyHttpUrl("https://gitlab.com")
+    gitlab_token: SecretStr | None = None
 
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -133,6 +138,7 @@ class Settings(BaseSettings):
     pagerduty_webhook_secret_file: Path | None = None
     gitlab_webhook_secret_file: Path | None = None
     gitlab_signing_token_file: Path | None = None
+    gitlab_token_file: Path | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -170,6 +176,7 @@ class Settings(BaseSettings):
         "pagerduty_webhook_secret",
         "gitlab_webhook_secret",
         "gitlab_signing_token",
+        "gitlab_token",
     )
     @classmethod
     def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:

@@ -38,6 +38,14 @@ def test_the_log_line_benchmark_writes_every_line() -> None:
     assert "0 dropped" in run("benchmarks/log_lines.py", "--lines", "400", "--rounds", "1")
 
 
+def test_the_gitlab_calls_benchmark_counts_two_calls_once_the_previous_deployment_is_known() -> (
+    None
+):
+    shown = run("benchmarks/gitlab_calls.py", "--deployments", "3")
+    assert "first deployment (Deployments API asked): 3 calls" in shown
+    assert "median 2, max 2 calls; lead time sum exact" in shown
+
+
 @pytest.mark.parametrize(
     "script",
     [
@@ -48,6 +56,7 @@ def test_the_log_line_benchmark_writes_every_line() -> None:
         "exposition.py",
         "soak.py",
         "log_lines.py",
+        "gitlab_calls.py",
     ],
 )
 def test_every_benchmark_starts(script: str) -> None:

@@ -124,3 +124,19 @@ def test_a_late_waiting_success_among_the_oldest_statuses_stays_and_splits_the_r
     settled = history.settle("t", never)
     assert settled is not None and settled.recovery == MAX_ENTRIES + 1.0 - 2.0
     assert [entry.key for entry in history.entries][:2] == ["s", "f2"]
+
+
+def test_a_row_written_before_forges_were_kept_is_githubs_and_rescheduling_keeps_the_forge() -> (
+    None
+):
+    old = History.from_json({"entries": [[5.0, "success", "k", "sha5", 1e12, 0]]})
+    assert old.entries[0].forge == "github"
+    history = History.from_json(None)
+    history.insert(Entry(5.0, "success", "k", "sha5", due=1e12, forge="gitlab"))
+    history.insert(Entry(6.0, "success", "p", "sha6", due=1e12, forge=None))
+    history.reschedule("k", 2e12, 1)
+    history.reschedule("p", None, 0)
+    assert [(e.key, e.due, e.attempts, e.forge) for e in history.entries] == [
+        ("k", 2e12, 1, "gitlab"),
+        ("p", None, 0, None),
+    ]

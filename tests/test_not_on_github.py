@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from observer.leadtime.changes import Job
-from observer.leadtime.forges import NOT_ON_GITHUB_SECONDS, GitHubSource
+from observer.leadtime.forges import NOT_ON_GITHUB_SECONDS, GitHubForge
 from observer.leadtime.history import Entry
 from observer.leadtime.knowledge import Knowledge
 from observer.metrics.definitions import Metrics
@@ -177,7 +177,7 @@ def shipped(fake: FakeGitHub, clock: Clock, *jobs: Job) -> list[list[str] | str]
             metrics = Metrics(CollectorRegistry())
             client = GitHubClient(http, metrics, StaticToken(SecretStr("t")), max_retries=0)
             knowledge = Knowledge(MemoryStore(KINDS))
-            source = GitHubSource(client, knowledge, metrics, max_pages=3, clock=clock)
+            source = GitHubForge(client, knowledge, metrics, max_pages=3, clock=clock)
             for each in jobs:
                 try:
                     results.append([c.sha for c in await source.shipped(each)])

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from observer.domain import Commit
-from observer.leadtime.forges import PullsFound, Source
+from observer.leadtime.forges import Forge, Forges, PullsFound
 from observer.leadtime.history import Entry
 from observer.leadtime.knowledge import Knowledge, KnownPull, innermost
 from observer.metrics.definitions import Metrics
@@ -49,30 +49,31 @@ class Change:
 
 class LeadTime:
     def __init__(
-        self, knowledge: Knowledge, source: Source, store: Store, metrics: Metrics
+        self, knowledge: Knowledge, forges: Forges, store: Store, metrics: Metrics
     ) -> None:
         self._knowledge = knowledge
-        self._source = source
+        self._forges = forges
         self._store = store
         self._metrics = metrics
 
     async def changes(self, job: Job) -> list[Change]:
-        """The changes ``job`` ships, from what webhooks told and the API; GitHubError."""
-        with self._source.counting() as count:
+        """The changes ``job`` ships, from what webhooks told and its forge; ApiError."""
+        forge = self._forges.choose(job.entry.forge)
+        with forge.counting() as count:
             try:
-                return await self._shipped_changes(job)
+                return await self._shipped_changes(forge, job)
             finally:
                 if count is not None:
                     self._metrics.enrichment_api_calls.observe(count.calls)
 
-    async def _shipped_changes(self, job: Job) -> list[Change]:
+    async def _shipped_changes(self, forge: Forge, job: Job) -> list[Change]:
         if job.commits:
             shipped = [ApiCommit(c.sha, c.time, ()) for c in job.commits]
         else:
-            shipped = await self._source.shipped(job)
+            shipped = await forge.shipped(job)
         if not shipped:
             return []
-        return await self._changes(job.repository, shipped)
+        return await self._changes(forge, job.repository, shipped)
 
     async def record(self, unit: Unit, job: Job, changes: Sequence[Change]) -> None:
         """Observe each change not observed yet in the environment, once ``unit`` lands.
@@ -104,7 +105,9 @@ class LeadTime:
 
         return observe
 
-    async def _changes(self, repository: str, commits: list[ApiCommit]) -> list[Change]:
+    async def _changes(
+        self, forge: Forge, repository: str, commits: list[ApiCommit]
+    ) -> list[Change]:
         shas = [commit.sha for commit in commits]
         carriers = await self._knowledge.carriers(repository, shas)
         pulls = await self._knowledge.pulls_for(repository, shas, carriers)
@@ -116,7 +119,7 @@ class LeadTime:
         direct = [sha for sha in shas if sha not in pulls]
         asked = _undated(_groups(commits, pulls))
         if direct or asked:
-            found = await self._lookup(repository, direct, asked)
+            found = await self._lookup(forge, repository, direct, asked)
             for sha in direct:
                 pull = innermost(found.commits.get(sha, ()))
                 if pull is not None:
@@ -126,7 +129,7 @@ class LeadTime:
         # A pull request that came without its start, and was not asked about yet.
         undated = [n for n in _undated(_groups(commits, pulls)) if n not in asked]
         if undated:
-            pulls = _dated(pulls, (await self._lookup(repository, (), undated)).pulls)
+            pulls = _dated(pulls, (await self._lookup(forge, repository, (), undated)).pulls)
         learnt = {pull for sha, pull in pulls.items() if told.get(sha) != pull}
         if learnt:
             await self._knowledge.learn_pulls(repository, learnt)
@@ -135,9 +138,9 @@ class LeadTime:
         return [change for change in changes if change is not None]
 
     async def _lookup(
-        self, repository: str, shas: Sequence[str], numbers: Sequence[int]
+        self, forge: Forge, repository: str, shas: Sequence[str], numbers: Sequence[int]
     ) -> PullsFound:
-        found = await self._source.pulls(repository, shas, numbers)
+        found = await forge.pulls(repository, shas, numbers)
         if found.truncated:
             self._metrics.enrichment_lookups_truncated.inc(found.truncated)
         return found

@@ -28,7 +28,7 @@ from observer.leadtime.history import Entry, History
 from observer.metrics.definitions import Metrics
 from observer.metrics.labels import LabelPolicy
 from observer.ops import logs
-from observer.sources.github.client import GitHubError
+from observer.sources.api import ApiError
 from observer.state import Store, StoreUnavailable, Unit, Verdict
 from observer.state.doubt import Ledger
 from observer.state.lease import LockLost, Sleep, hold
@@ -77,6 +77,7 @@ class Deployments:
             deployment.key or f"unkeyed:{time.time_ns()}",
             deployment.sha,
             due,
+            forge=deployment.forge,
         )
         if deployment.commits and due is not None:
             shipped = commitlist.encode((c.sha, c.time.timestamp()) for c in deployment.commits)
@@ -169,6 +170,7 @@ class Enrichment:
         self._stale = False
         # At shutdown with process memory: waiting work is done now rather than lost.
         self._finishing = False
+        self._stopped = False
         metrics.enrichment_queue_depth.set_function(lambda: self._waiting)
 
     def wake(self) -> None:
@@ -211,6 +213,11 @@ class Enrichment:
                     await self._scan(ignore_due=True)
                     await self._queue.join()
         left = self._queue.qsize() + self._running
+        # The scan loop also ends by this flag: a Redis client may turn the cancellation of a
+        # call in flight into a timeout, reported as the store unavailable, and the loop would
+        # take it for an outage and run on, with the lifespan waiting for it.
+        self._stopped = True
+        self._wakeup.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -225,7 +232,7 @@ class Enrichment:
     async def _scan_loop(self) -> None:
         # A store down at start was said once, by the start; a scan says when it goes down.
         reachable = False
-        while True:
+        while not self._stopped:
             try:
                 # Once finishing (process memory, stopping), work that arrives is done at once.
                 delay = await self._scan(ignore_due=self._finishing)
@@ -388,9 +395,9 @@ class Enrichment:
             changes = await self._lead_time.changes(job)
         except StoreUnavailable:
             raise
-        except Exception as error:  # a GitHubError, or a bug: retried, never in a tight loop
+        except Exception as error:  # an ApiError, or a bug: retried, never in a tight loop
             attempts += 1
-            reason = error.reason if isinstance(error, GitHubError) else "error"
+            reason = error.reason if isinstance(error, ApiError) else "error"
             if reason == "error":
                 logs.LOGGER.exception("enrichment error")
             self._metrics.enrichment_failures.labels(reason=reason).inc()

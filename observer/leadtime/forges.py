@@ -1,4 +1,11 @@
-"""Where lead time learns what a deployment shipped: the GitHub API, or only what webhooks told."""
+"""Where lead time learns what a deployment shipped: a forge's API, or only what webhooks told.
+
+Each deployment names the forge whose API may tell (``Deployment.forge``, kept with its waiting
+work in the store); ``Forges`` picks the one to ask: GitHub's API for GitHub's deployments,
+GitLab's for GitLab's (observer.leadtime.gitlab), the commits a pipeline sent or else GitHub's API
+(a pipeline's project may be on GitHub) for /api/event's, and the pushes seen whenever the forge
+has no token.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +16,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from observer.domain import Commit, at
+from observer.domain import GITHUB, GITLAB, Commit, at
 from observer.leadtime.knowledge import Knowledge, KnownPull
 from observer.metrics.definitions import Metrics
 from observer.ops import logs
+from observer.sources.api import CallCount
 from observer.sources.github.client import (
-    CallCount,
     GitHubClient,
     GraphPull,
     NotFound,
@@ -46,7 +53,9 @@ class PullsFound:
     truncated: int = 0
 
 
-class Source(Protocol):
+class Forge(Protocol):
+    """What one forge's API (or the pushes seen, without one) tells lead time."""
+
     def counting(self) -> contextlib.AbstractContextManager[CallCount | None]: ...
 
     async def shipped(self, job: Job) -> list[ApiCommit]:
@@ -58,8 +67,8 @@ class Source(Protocol):
     ) -> PullsFound: ...
 
 
-class WebhookSource:
-    """No GitHub API: the pushes seen chain the previous deployment to the deployed commit."""
+class PushesSeen:
+    """No forge's API: the pushes seen chain the previous deployment to the deployed commit."""
 
     def __init__(self, knowledge: Knowledge, metrics: Metrics) -> None:
         self._knowledge = knowledge
@@ -100,7 +109,7 @@ def github_name(repository: str) -> bool:
     return bool(owner) and bool(name) and "/" not in name
 
 
-class GitHubSource:
+class GitHubForge:
     """The GitHub API, for repositories on GitHub; the webhooks' knowledge for the others.
 
     A repository is taken to be elsewhere when its name cannot be GitHub's, or when GitHub
@@ -123,7 +132,7 @@ class GitHubSource:
         self._metrics = metrics
         self._max_pages = max_pages
         self._clock = clock
-        self._webhooks = WebhookSource(knowledge, metrics)
+        self._webhooks = PushesSeen(knowledge, metrics)
         # Repositories GitHub said it does not have, with when to ask again; oldest first.
         self._elsewhere: OrderedDict[str, float] = OrderedDict()
 
@@ -242,6 +251,24 @@ class GitHubSource:
         self._elsewhere.move_to_end(repository)
         while len(self._elsewhere) > MAX_NOT_ON_GITHUB:
             self._elsewhere.popitem(last=False)
+
+
+class Forges:
+    """The forge each deployment's lead time asks, by the forge it came from."""
+
+    def __init__(self, *, github: Forge, gitlab: Forge, pushes: Forge) -> None:
+        self._github = github
+        self._gitlab = gitlab
+        self._pushes = pushes
+
+    def choose(self, forge: str | None) -> Forge:
+        if forge == GITLAB:
+            return self._gitlab
+        # A pipeline's deployment (None) lists its commits, or may be of a GitHub repository:
+        # GitHub's forge asks GitHub only for names it can have, and remembers those it lacks.
+        if forge is None or forge == GITHUB:
+            return self._github
+        return self._pushes
 
 
 def _known(pull: GraphPull) -> KnownPull:

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from observer.domain import GITHUB
+
 # Statuses kept per environment; lead-time work still waiting is kept past this. A history at
 # its bounds takes about 170 KB of process memory (benchmarks/state_size.py).
 MAX_ENTRIES = 100
@@ -26,9 +28,11 @@ MAX_WAITING = 100
 # Successes whose recovery was observed, and failures one used up: one mark per row at most.
 MAX_MARKS = MAX_ENTRIES + MAX_WAITING
 
-# A row as stored: [time, status, key, sha, due, attempts].
+# A row as stored: [time, status, key, sha, due, attempts, forge]. Rows written before forges
+# were recorded have six items: their deployments came from GitHub or GitHub-enriched pipelines.
 Row = list[Any]
-_TIME, _STATUS, _KEY, _DUE = 0, 1, 2, 4
+_TIME, _STATUS, _KEY, _DUE, _FORGE = 0, 1, 2, 4, 6
+LEGACY_FORGE = GITHUB
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +44,18 @@ class Entry:
     # When lead-time work may start; None once done, or for a status that ships nothing.
     due: float | None = None
     attempts: int = 0
+    # Which forge's API may tell what it shipped (observer.leadtime.forges); None: a pipeline's.
+    forge: str | None = LEGACY_FORGE
 
     def to_json(self) -> Row:
-        return [self.time, self.status, self.key, self.sha, self.due, self.attempts]
+        return [self.time, self.status, self.key, self.sha, self.due, self.attempts, self.forge]
 
     @classmethod
     def from_json(cls, item: Row) -> Entry:
-        return cls(float(item[0]), str(item[1]), str(item[2]), item[3], item[4], int(item[5]))
+        forge = item[_FORGE] if len(item) > _FORGE else LEGACY_FORGE
+        return cls(
+            float(item[0]), str(item[1]), str(item[2]), item[3], item[4], int(item[5]), forge
+        )
 
     @property
     def succeeded(self) -> bool:
@@ -80,7 +89,7 @@ def _time(row: Row) -> float:
 
 def _rescheduled(row: Row, due: float | None, attempts: int) -> Row:
     # A new row, not a change in place: the old one may be shared with the stored value.
-    return [*row[:_DUE], due, attempts]
+    return [*row[:_DUE], due, attempts, *row[_DUE + 2 :]]
 
 
 @dataclass(slots=True)

@@ -197,6 +197,18 @@ class Metrics:
             "Requests left in the GitHub API's primary rate limit, as it last reported.",
             registry=registry,
         )
+        # GitLab API enrichment (GITLAB_TOKEN).
+        self.gitlab_requests = Counter(
+            "observer_gitlab_api_requests_total",
+            "Requests to the GitLab API, by HTTP status code ('error' when none came back).",
+            ["status"],
+            registry=registry,
+        )
+        self.gitlab_rate_limit_remaining = LastReported(
+            "observer_gitlab_rate_limit_remaining",
+            "Requests left in the GitLab API's rate limit, as it last reported.",
+            registry=registry,
+        )
         self.enrichment_queue_depth = Gauge(
             "observer_enrichment_queue_depth",
             "Deployments waiting for lead-time enrichment.",
@@ -226,7 +238,7 @@ class Metrics:
         )
         self.enrichment_api_calls = Histogram(
             "observer_enrichment_api_calls",
-            "GitHub API calls made to enrich one deployment.",
+            "Forge API calls (GitHub's or GitLab's) made to enrich one deployment.",
             buckets=API_CALL_BUCKETS,
             registry=registry,
         )

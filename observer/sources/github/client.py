@@ -6,15 +6,14 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextvars import ContextVar
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import quote
 
 import httpx
 
 from observer.metrics.definitions import Metrics
 from observer.ops import logs
+from observer.sources.api import CallCount, backoff, count_call, counting
 from observer.sources.github.auth import (
     AppInstallationToken,
     StaticToken,
@@ -70,8 +69,6 @@ __all__ = (
 
 Params = dict[str, str | int]
 
-BACKOFF_BASE = 0.5
-BACKOFF_CAP = 8.0
 # GitHub's advice when a rate-limit answer says neither how long nor until when: at least a minute.
 UNEXPLAINED_LIMIT_WAIT = 60.0
 PER_PAGE = 100
@@ -83,17 +80,6 @@ GRAPHQL_MAX_ITEMS = 500
 REST_QUOTA = "core"
 GRAPHQL_QUOTA = "graphql"
 ANY_QUOTA = "any"
-
-
-@dataclass(slots=True)
-class CallCount:
-    calls: int = 0
-
-
-# Each task sees the counters opened in its own context, so concurrent jobs are counted apart.
-_COUNTERS: ContextVar[tuple[tuple[object, CallCount], ...]] = ContextVar(
-    "github_call_counters", default=()
-)
 
 
 def _owner_name(repository: str) -> tuple[str, str]:
@@ -140,15 +126,9 @@ class GitHubClient:
     def __repr__(self) -> str:
         return f"GitHubClient(base_url={str(self._http.base_url)!r})"
 
-    @contextlib.contextmanager
-    def counting(self) -> Iterator[CallCount]:
+    def counting(self) -> contextlib.AbstractContextManager[CallCount]:
         """Count the requests, retries included, made by this task inside the block."""
-        count = CallCount()
-        reset = _COUNTERS.set((*_COUNTERS.get(), (self, count)))
-        try:
-            yield count
-        finally:
-            _COUNTERS.reset(reset)
+        return counting(self)
 
     async def compare(self, repository: str, base: str, head: str, *, max_pages: int) -> Comparison:
         path = f"{_repo_path(repository)}/compare/{quote(base, safe='')}...{quote(head, safe='')}"
@@ -313,7 +293,7 @@ class GitHubClient:
             if isinstance(failure, RateLimited):
                 limited += 1  # the wait is already set, for every task
             else:
-                await self._sleep(self._uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2.0**retries)))
+                await self._sleep(backoff(retries, self._uniform))
             retries += 1
 
     async def _send(
@@ -326,9 +306,7 @@ class GitHubClient:
         quota: str,
     ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {await self._auth.token()}"}
-        for owner, count in _COUNTERS.get():
-            if owner is self:
-                count.calls += 1
+        count_call(self)
         started = time.perf_counter()
         status = "error"
         try:

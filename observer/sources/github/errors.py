@@ -6,54 +6,35 @@ from collections.abc import Collection
 
 import httpx
 
+from observer.sources.api import (
+    ApiError,
+    MalformedResponse,
+    NotFound,
+    RateLimited,
+    ServerError,
+    Timeout,
+    Unauthorized,
+    Unreachable,
+    header_number,
+)
+
+__all__ = (
+    "ApiError", "GitHubError", "MalformedResponse", "NotFound", "RateLimited",
+    "RepositoryNotFound", "ServerError", "Timeout", "Unauthorized", "Unreachable",
+    "header_number", "http_error", "is_rate_limit",
+)  # fmt: skip
+
 # Statuses that mean the credentials may not do this; GitHub answers 403 for rate limits too.
 REFUSED = frozenset({401, 403})
 MISSING = frozenset({404})
 
 
-class GitHubError(Exception):
-    """A request to GitHub that gave no usable answer; ``reason`` is a failure metric label."""
-
-    reason = "error"
-
-
-class RateLimited(GitHubError):
-    reason = "rate_limited"
-
-
-class Timeout(GitHubError):
-    reason = "timeout"
-
-
-class Unreachable(GitHubError):
-    reason = "unreachable"
-
-
-class ServerError(GitHubError):
-    reason = "server_error"
-
-
-class NotFound(GitHubError):
-    reason = "not_found"
+# The errors every forge's client raises; GitHub's modules call the base by its old name.
+GitHubError = ApiError
 
 
 class RepositoryNotFound(NotFound):
     """GitHub has no such repository, or none the credentials may see: it is not on GitHub."""
-
-
-class Unauthorized(GitHubError):
-    reason = "unauthorized"
-
-
-class MalformedResponse(GitHubError):
-    reason = "malformed"
-
-
-def header_number(response: httpx.Response, header: str) -> float | None:
-    try:
-        return float(response.headers[header])
-    except (KeyError, ValueError):
-        return None
 
 
 def is_rate_limit(response: httpx.Response) -> bool:

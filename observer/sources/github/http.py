@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from typing import TypeVar
-
 import httpx
-from pydantic import TypeAdapter, ValidationError
 
 from observer import __version__
 from observer.settings import Settings
-from observer.sources.github.errors import MalformedResponse, Timeout, Unreachable
+from observer.sources.api import parse, transport_errors, validate
 
-T = TypeVar("T")
+__all__ = ("create_http_client", "graphql_url", "parse", "transport_errors", "validate")
 
 
 def create_http_client(
@@ -44,42 +39,3 @@ def graphql_url(rest_base: httpx.URL) -> httpx.URL:
     if path.endswith("/api/v3"):
         path = path.removesuffix("/v3")
     return rest_base.copy_with(path=f"{path}/graphql", query=None, fragment=None)
-
-
-@contextlib.contextmanager
-def transport_errors(where: str) -> Iterator[None]:
-    """The one place that turns httpx's exceptions into ``GitHubError``s."""
-    try:
-        yield
-    except httpx.TimeoutException as error:
-        raise Timeout(f"{where}: no answer in time ({type(error).__name__})") from error
-    except httpx.DecodingError as error:
-        raise MalformedResponse(f"{where}: body could not be decoded") from error
-    except httpx.RequestError as error:
-        raise Unreachable(f"{where}: {type(error).__name__}") from error
-
-
-def parse(adapter: TypeAdapter[T], response: httpx.Response, where: str) -> T:
-    """The body validated by ``adapter``, or MalformedResponse for bad JSON or a wrong shape."""
-    try:
-        return adapter.validate_json(response.content)
-    except ValidationError as error:
-        raise _malformed(error, where) from None
-
-
-def validate(adapter: TypeAdapter[T], value: object, where: str) -> T:
-    """Part of an already decoded body validated by ``adapter``, as ``parse`` does a whole one."""
-    try:
-        return adapter.validate_python(value)
-    except ValidationError as error:
-        raise _malformed(error, where) from None
-
-
-def _malformed(error: ValidationError, where: str) -> MalformedResponse:
-    # Where and what, never the input: that is GitHub's data, and can be large.
-    first = error.errors(include_url=False, include_input=False)[0]
-    place = ".".join(str(part) for part in first["loc"]) or "body"
-    return MalformedResponse(
-        f"{where}: unexpected response ({error.error_count()} problems, first at {place}: "
-        f"{first['msg']})"
-    )

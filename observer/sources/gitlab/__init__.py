@@ -1,1 +1,1 @@
-"""GitLab project and group webhooks, POST /gitlab: push, merge request, deployment, issue."""
+"""GitLab: its webhooks, and its API for lead time."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime
 
-from observer.domain import Deployment, Outcome, Result
+from observer.domain import GITHUB, Deployment, Outcome, Result
 from observer.recorder import Recorder
 from observer.sources.github.events.common import Environment, Model, Repository, Sha
 
@@ -44,5 +44,6 @@ async def record(event: Payload, recorder: Recorder) -> Result:
             # gets; deployment ids are unique across GitHub, so two hooks agree.
             key=f"deployment:{event.deployment.id}:{status.state}",
             sha=event.deployment.sha.lower(),
+            forge=GITHUB,
         )
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, Field
 
-from observer.domain import Deployment, Outcome, Result
+from observer.domain import GITHUB, Deployment, Outcome, Result
 from observer.recorder import Recorder
 from observer.sources.github.events.common import Model, Repository, Sha
 from observer.sources.github.workflows import DeployWorkflows
@@ -55,5 +55,6 @@ async def record(event: Payload, recorder: Recorder, workflows: DeployWorkflows)
             # Run ids are unique across GitHub; a re-run is a new attempt of the same run.
             key=f"workflow_run:{run.id}:{run.run_attempt}",
             sha=run.head_sha.lower(),
+            forge=GITHUB,
         )
     )
