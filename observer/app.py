@@ -16,6 +16,9 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from observer.forges.github.auth import AppInstallationToken, AppJwt, TokenSource, token_source
+from observer.forges.github.client import GitHubClient, create_http_client
+from observer.forges.gitlab import client as gitlab
 from observer.leadtime.changes import LeadTime
 from observer.leadtime.enrichment import Deployments, Enrichment
 from observer.leadtime.failures import ChangeFailures
@@ -30,10 +33,7 @@ from observer.ops.shutdown import Shutdown
 from observer.recorder import Recorder
 from observer.settings import Settings
 from observer.sources.adapter import Adapter
-from observer.sources.github.auth import AppInstallationToken, AppJwt, TokenSource, token_source
-from observer.sources.github.client import GitHubClient, create_http_client
 from observer.sources.github.redeliver import Hook, Redelivery, hook_path
-from observer.sources.gitlab import client as gitlab
 from observer.sources.table import ADAPTERS
 from observer.state import Store, StoreUnavailable, open_store
 from observer.state.doubt import Ledger

@@ -19,7 +19,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from observer.sources.github.keys import load_private_key
+from observer.forges.github.keys import load_private_key
 
 # Secrets that may come from a file instead of the environment, as Kubernetes mounts them.
 FILE_SECRETS = (

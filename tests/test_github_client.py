@@ -25,9 +25,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from observer import __version__
-from observer.metrics.definitions import ENRICHMENT_FAILURES, Metrics
-from observer.settings import Settings
-from observer.sources.github.client import (
+from observer.forges.github.client import (
     ApiCommit,
     ApiDeployment,
     ApiPull,
@@ -49,8 +47,10 @@ from observer.sources.github.client import (
     create_http_client,
     token_source,
 )
-from observer.sources.github.errors import http_error
-from observer.sources.github.http import graphql_url
+from observer.forges.github.errors import http_error
+from observer.forges.github.http import graphql_url
+from observer.metrics.definitions import ENRICHMENT_FAILURES, Metrics
+from observer.settings import Settings
 from tests.fake_github import FakeGitHub, graph_pull, serve
 
 T = TypeVar("T")

@@ -11,10 +11,10 @@ from typing import TypeVar
 import pytest
 from prometheus_client import CollectorRegistry
 
+from observer.forges.api import NotFound, RateLimited, ServerError, Unauthorized
+from observer.forges.gitlab.client import GitLabClient, create_http_client
 from observer.metrics.definitions import Metrics
 from observer.settings import Settings
-from observer.sources.api import NotFound, RateLimited, ServerError, Unauthorized
-from observer.sources.gitlab.client import GitLabClient, create_http_client
 from tests.fake_gitlab import TOKEN, FakeGitLab, serve
 from tests.story import at, sha
 

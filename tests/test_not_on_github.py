@@ -16,13 +16,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
+from observer.forges.github.client import GitHubClient, NotFound, StaticToken, create_http_client
 from observer.leadtime.changes import Job
 from observer.leadtime.forges import NOT_ON_GITHUB_SECONDS, GitHubForge
 from observer.leadtime.history import Entry
 from observer.leadtime.knowledge import Knowledge
 from observer.metrics.definitions import Metrics
 from observer.settings import Settings
-from observer.sources.github.client import GitHubClient, NotFound, StaticToken, create_http_client
 from observer.state.base import KINDS
 from observer.state.memory import MemoryStore
 from tests.conftest import Service

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from observer.domain import Commit
+from observer.forges.github.models import ApiCommit
 from observer.leadtime.forges import Forge, Forges, PullsFound
 from observer.leadtime.history import Entry
 from observer.leadtime.knowledge import Knowledge, KnownPull, innermost
 from observer.metrics.definitions import Metrics
-from observer.sources.github.models import ApiCommit
 from observer.state import Store, Unit
 
 

@@ -22,13 +22,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from observer.domain import Commit, Deployment, at
+from observer.forges.api import ApiError
 from observer.leadtime import commitlist, failures
 from observer.leadtime.changes import Change, Job, LeadTime
 from observer.leadtime.history import Entry, History
 from observer.metrics.definitions import Metrics
 from observer.metrics.labels import LabelPolicy
 from observer.ops import logs
-from observer.sources.api import ApiError
 from observer.state import Store, StoreUnavailable, Unit, Verdict
 from observer.state.doubt import Ledger
 from observer.state.lease import LockLost, Sleep, hold

@@ -17,17 +17,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from observer.domain import GITHUB, GITLAB, Commit, at
-from observer.leadtime.knowledge import Knowledge, KnownPull
-from observer.metrics.definitions import Metrics
-from observer.ops import logs
-from observer.sources.api import CallCount
-from observer.sources.github.client import (
+from observer.forges.api import CallCount
+from observer.forges.github.client import (
     GitHubClient,
     GraphPull,
     NotFound,
     RepositoryNotFound,
 )
-from observer.sources.github.models import ApiCommit
+from observer.forges.github.models import ApiCommit
+from observer.leadtime.knowledge import Knowledge, KnownPull
+from observer.metrics.definitions import Metrics
+from observer.ops import logs
 
 if TYPE_CHECKING:
     from observer.leadtime.changes import Job

@@ -19,15 +19,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from observer.domain import Commit, at
+from observer.forges.api import CallCount, NotFound
+from observer.forges.github.models import ApiCommit
+from observer.forges.gitlab.client import GitLabClient
+from observer.forges.gitlab.models import MergeRequest, RestCommit, RestMergeRequest
 from observer.leadtime.changes import Job
 from observer.leadtime.forges import PullsFound, PushesSeen
 from observer.leadtime.knowledge import Knowledge, KnownPull
 from observer.metrics.definitions import Metrics
 from observer.ops import logs
-from observer.sources.api import CallCount, NotFound
-from observer.sources.github.models import ApiCommit
-from observer.sources.gitlab.client import GitLabClient
-from observer.sources.gitlab.models import MergeRequest, RestCommit, RestMergeRequest
 
 # Commit dates come from developers' clocks: a merge request is looked for this long before the
 # earliest commit time of what shipped, and a little after the deployment; and older pages are

@@ -14,10 +14,10 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from observer.forges.github.client import GitHubClient, GitHubError
+from observer.forges.github.models import HookDelivery
 from observer.metrics.definitions import Metrics
 from observer.ops import logs
-from observer.sources.github.client import GitHubClient, GitHubError
-from observer.sources.github.models import HookDelivery
 from observer.state import Store, StoreUnavailable
 
 # Pages of 100 attempts read from one hook per run: a run stays short however long observer

@@ -1,1 +1,1 @@
-"""GitLab: its webhooks, and its API for lead time."""
+"""GitLab project and group webhooks, POST /gitlab: push, merge request, deployment, issue."""

@@ -3,7 +3,7 @@
 ``GITLAB_URL`` is GitLab's address, gitlab.com or a self-managed instance, with any path prefix
 it is served under: REST is at ``/api/v4`` below it and GraphQL at ``/api/graphql``. A project is
 named by its URL-encoded ``path_with_namespace``. Errors, retries, reading answers and counting
-calls are shared with GitHub's client (observer.sources.api).
+calls are shared with GitHub's client (observer.forges.api).
 """
 
 from __future__ import annotations
@@ -19,10 +19,7 @@ from urllib.parse import quote
 import httpx
 
 from observer import __version__
-from observer.metrics.definitions import Metrics
-from observer.ops import logs
-from observer.settings import Settings
-from observer.sources.api import (
+from observer.forges.api import (
     ApiError,
     CallCount,
     NotFound,
@@ -38,8 +35,8 @@ from observer.sources.api import (
     parse,
     transport_errors,
 )
-from observer.sources.github.models import ApiCommit
-from observer.sources.gitlab.models import (
+from observer.forges.github.models import ApiCommit
+from observer.forges.gitlab.models import (
     COMMIT,
     COMMITS,
     COMPARE,
@@ -52,6 +49,9 @@ from observer.sources.gitlab.models import (
     RestMergeRequest,
     read_page,
 )
+from observer.metrics.definitions import Metrics
+from observer.ops import logs
+from observer.settings import Settings
 
 Params = dict[str, str | int]
 

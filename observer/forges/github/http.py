@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 
 from observer import __version__
+from observer.forges.api import parse, transport_errors, validate
 from observer.settings import Settings
-from observer.sources.api import parse, transport_errors, validate
 
 __all__ = ("create_http_client", "graphql_url", "parse", "transport_errors", "validate")
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, TypeAdapter
 
-from observer.sources.github.errors import MalformedResponse
+from observer.forges.github.errors import MalformedResponse
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,15 +14,15 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
-from observer.sources.github.errors import (
+from observer.forges.github.errors import (
     GitHubError,
     MalformedResponse,
     RateLimited,
     RepositoryNotFound,
     Unauthorized,
 )
-from observer.sources.github.http import validate
-from observer.sources.github.models import Sha
+from observer.forges.github.http import validate
+from observer.forges.github.models import Sha
 
 # A commit is rarely in more than a couple of pull requests; ten leaves room for reverts and
 # release branches while keeping the query's node count (and its rate-limit cost) small.

@@ -11,10 +11,10 @@ import httpx
 import jwt
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
 
+from observer.forges.github.errors import http_error
+from observer.forges.github.http import parse, transport_errors
+from observer.forges.github.keys import load_private_key
 from observer.settings import Settings
-from observer.sources.github.errors import http_error
-from observer.sources.github.http import parse, transport_errors
-from observer.sources.github.keys import load_private_key
 
 # GitHub's limits for an app's JWT: issued up to 60 s early for clock drift, valid 10 minutes
 # at most; 9 minutes leaves room for our clock running ahead of GitHub's.

@@ -11,16 +11,14 @@ from urllib.parse import quote
 
 import httpx
 
-from observer.metrics.definitions import Metrics
-from observer.ops import logs
-from observer.sources.api import CallCount, backoff, count_call, counting
-from observer.sources.github.auth import (
+from observer.forges.api import CallCount, backoff, count_call, counting
+from observer.forges.github.auth import (
     AppInstallationToken,
     StaticToken,
     TokenSource,
     token_source,
 )
-from observer.sources.github.errors import (
+from observer.forges.github.errors import (
     GitHubError,
     MalformedResponse,
     NotFound,
@@ -33,7 +31,7 @@ from observer.sources.github.errors import (
     header_number,
     http_error,
 )
-from observer.sources.github.graphql import (
+from observer.forges.github.graphql import (
     ANSWER,
     GraphPull,
     PullLookup,
@@ -41,8 +39,8 @@ from observer.sources.github.graphql import (
     read_pulls,
     says_rate_limited,
 )
-from observer.sources.github.http import create_http_client, graphql_url, parse, transport_errors
-from observer.sources.github.models import (
+from observer.forges.github.http import create_http_client, graphql_url, parse, transport_errors
+from observer.forges.github.models import (
     COMMIT,
     COMMITS,
     COMPARISON,
@@ -58,6 +56,8 @@ from observer.sources.github.models import (
     DeliveryPage,
     same_repo,
 )
+from observer.metrics.definitions import Metrics
+from observer.ops import logs
 
 __all__ = (
     "ApiCommit", "ApiDeployment", "ApiPull", "AppInstallationToken", "CallCount", "Comparison",

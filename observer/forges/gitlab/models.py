@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
-from observer.sources.github.models import ApiCommit
+from observer.forges.github.models import ApiCommit
 
 
 class _Model(BaseModel):

@@ -6,7 +6,7 @@ from collections.abc import Collection
 
 import httpx
 
-from observer.sources.api import (
+from observer.forges.api import (
     ApiError,
     MalformedResponse,
     NotFound,

@@ -1,0 +1,1 @@
+"""GitLab's REST and GraphQL API, for the lead time of GitLab projects."""
