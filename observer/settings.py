@@ -256,17 +256,7 @@ class Settings(BaseSettings):
     @field_validator("deploy_workflows", mode="before")
     @classmethod
     def _split_deploy_workflows(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        pairs = []
-        for item in (part.strip() for part in value.split(",")):
-            if not item:
-                continue
-            workflow, equals, environment = item.rpartition("=")
-            if not equals or not workflow.strip() or not environment.strip():
-                raise ValueError(f"{item!r} is not WORKFLOW=ENVIRONMENT")
-            pairs.append((workflow.strip(), environment.strip()))
-        return tuple(pairs)
+        return _pairs(value, "WORKFLOW=ENVIRONMENT")
 
     @field_validator("deploy_branches", mode="before")
     @classmethod
@@ -290,17 +280,7 @@ class Settings(BaseSettings):
     @field_validator("pagerduty_services", mode="before")
     @classmethod
     def _split_pagerduty_services(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        pairs = []
-        for item in (part.strip() for part in value.split(",")):
-            if not item:
-                continue
-            service, equals, repository = item.rpartition("=")
-            if not equals or not service.strip() or not repository.strip():
-                raise ValueError(f"{item!r} is not SERVICE=owner/name")
-            pairs.append((service.strip(), repository.strip()))
-        return tuple(pairs)
+        return _pairs(value, "SERVICE=owner/name")
 
     @field_validator("pagerduty_services")
     @classmethod
@@ -415,6 +395,21 @@ def signing_key(token: str) -> bytes:
     if not key:
         raise ValueError("a whsec_ token must hold a key after the prefix")
     return key
+
+
+def _pairs(value: Any, shape: str) -> Any:
+    """``A=B, C=D`` as ((A, B), (C, D)); the last ``=`` splits, so a name may hold one."""
+    if not isinstance(value, str):
+        return value
+    pairs = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        left, equals, right = item.rpartition("=")
+        if not equals or not left.strip() or not right.strip():
+            raise ValueError(f"{item!r} is not {shape}")
+        pairs.append((left.strip(), right.strip()))
+    return tuple(pairs)
 
 
 def _stdout_is_terminal() -> bool:
