@@ -37,7 +37,7 @@ RUN python -m venv --without-pip /opt/venv \
 FROM python:3.12.12-slim-trixie
 
 LABEL org.opencontainers.image.title="observer" \
-      org.opencontainers.image.description="DORA metrics from GitHub webhooks and CI pipelines, exported for Prometheus." \
+      org.opencontainers.image.description="DORA metrics from forges, pagers and CI pipelines, exported for Prometheus." \
       org.opencontainers.image.licenses="Apache-2.0"
 
 # A named entry for the numeric user, so tools that look the user up find it.

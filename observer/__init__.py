@@ -1,3 +1,3 @@
-"""observer: DORA metrics from GitHub webhooks and CI pipelines, exported for Prometheus."""
+"""observer: DORA metrics from forges, pagers and CI pipelines, exported for Prometheus."""
 
 __version__ = "0.1.0"

@@ -24,7 +24,7 @@ from observer.settings import Settings, describe_error
 from observer.state.file import SnapshotError
 
 DESCRIPTION = """\
-DORA metrics from GitHub webhooks and CI pipelines, for Prometheus.
+DORA metrics from forges, pagers and CI pipelines, for Prometheus.
 
 Without a command, serve HTTP on HOST:PORT. Settings are environment variables (WEBHOOK_SECRET
 is required; see the README for the others)."""
