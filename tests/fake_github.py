@@ -10,7 +10,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -279,20 +279,28 @@ class FakeGitHub:
 
 @contextlib.contextmanager
 def serve(fake: FakeGitHub) -> Iterator[FakeGitHub]:
-    fake.port = free_port()
-    app = Starlette(routes=[Route("/{path:path}", fake.handle, methods=["GET", "POST"])])
+    with serving(fake.handle, "GitHub") as port:
+        fake.port = port
+        yield fake
+
+
+@contextlib.contextmanager
+def serving(handle: Callable[[Request], Awaitable[Response]], name: str) -> Iterator[int]:
+    """A fake API's handler served over real HTTP on a free loopback port, for the block."""
+    port = free_port()
+    app = Starlette(routes=[Route("/{path:path}", handle, methods=["GET", "POST"])])
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=fake.port, log_level="warning", lifespan="off")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
         if time.monotonic() > deadline:
-            raise RuntimeError("the fake GitHub API did not start")
+            raise RuntimeError(f"the fake {name} API did not start")
         time.sleep(0.01)
     try:
-        yield fake
+        yield port
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -11,21 +11,16 @@ a missing project or commit answers 404 with GitLab's message, and ``limited`` r
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from tests.processes import free_port
+from tests.fake_github import serving
 
 TOKEN = "glpat-test-token"
 RATE_HEADERS = {"RateLimit-Limit": "2000", "RateLimit-Remaining": "1999"}
@@ -302,20 +297,6 @@ def _page(items: list[dict[str, Any]], params: dict[str, str]) -> Response:
 
 @contextlib.contextmanager
 def serve(fake: FakeGitLab) -> Iterator[FakeGitLab]:
-    fake.port = free_port()
-    app = Starlette(routes=[Route("/{path:path}", fake.handle, methods=["GET", "POST"])])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=fake.port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the fake GitLab API did not start")
-        time.sleep(0.01)
-    try:
+    with serving(fake.handle, "GitLab") as port:
+        fake.port = port
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
